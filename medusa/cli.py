@@ -1,0 +1,138 @@
+"""The `medusa` command: arguments, exit codes, and the `medusa worker` entry.
+
+Exit codes are pytest's: 0 all passed, 1 tests failed, 2 interrupted, 3 internal error,
+4 usage error, 5 no tests collected.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import traceback
+from typing import NoReturn
+
+import medusa
+from medusa import reporters
+from medusa.master import BuildSettings, Master
+from medusa.stats import usable_cpus
+
+OK, TESTS_FAILED, INTERRUPTED, INTERNAL_ERROR, USAGE_ERROR, NO_TESTS = range(6)
+
+USAGE = "medusa [PATHS...] [--local N|auto] [--format NAME[:PATH]]... [-- FRAMEWORK ARGS]"
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="medusa", usage=USAGE,
+        description="Run a test suite in parallel: files are handed to forked runners, "
+                    "results stream back to one place.",
+        epilog="Everything after -- goes to the test framework, e.g. medusa -- -k slow -x.")
+    parser.add_argument("paths", nargs="*", metavar="PATHS",
+                        help="test files or folders (default: what pytest would collect)")
+    parser.add_argument("--local", metavar="N|auto", default="auto", type=_runner_count,
+                        help="runners on this machine (default: auto, one per usable CPU)")
+    parser.add_argument("--format", metavar="NAME[:PATH]", action="append", default=[],
+                        help="add a report: json:PATH (one JSON object per event); "
+                             "the console report is always on")
+    parser.add_argument("--version", action="version", version=f"medusa {medusa.__version__}")
+    return parser
+
+
+def _runner_count(value: str) -> str | int:
+    if value == "auto":
+        return value
+    try:
+        count = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {value!r}")
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"needs at least 1 runner, got {count}")
+    return count
+
+
+def split_framework_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    if "--" in argv:
+        at = argv.index("--")
+        return argv[:at], argv[at + 1:]
+    return argv, []
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["worker"]:
+        return worker_entry(argv[1:])
+    try:
+        return run_build(argv)
+    except UsageError as exc:
+        print(f"medusa: error: {exc}\nusage: {USAGE}", file=sys.stderr)
+        return USAGE_ERROR
+    except KeyboardInterrupt:
+        print("medusa: interrupted", file=sys.stderr)
+        return INTERRUPTED
+    except Exception:
+        print("medusa: internal error (a bug in medusa; please report it with this "
+              "traceback)", file=sys.stderr)
+        traceback.print_exc()
+        return INTERNAL_ERROR
+
+
+def run_build(argv: list[str]) -> int:
+    own, framework_args = split_framework_args(argv)
+    parser = build_parser()
+    options, unknown = parser.parse_known_args(own)
+    if unknown:
+        raise UsageError(f"unrecognized arguments: {' '.join(unknown)} "
+                         f"(framework options go after --, e.g. medusa -- {unknown[0]})")
+    check_paths(options.paths)
+    runners, reason = _decide_runners(options.local)
+    formats = [_parse_format(spec) for spec in options.format]
+    fan_out = reporters.Reporters([reporters.create("console", None, sys.stdout)] + [
+        reporters.create(name, path, sys.stdout) for name, path in formats if name != "console"])
+    settings = BuildSettings(paths=tuple(options.paths), framework_args=tuple(framework_args),
+                             runners=runners, runners_reason=reason, cwd=os.getcwd(),
+                             argv=tuple(argv))
+    signal.signal(signal.SIGTERM, _interrupt)
+    code = Master(settings, fan_out).run()
+    if fan_out.failures:
+        print("medusa: internal error (a bug in medusa; please report it with this "
+              "traceback)\n" + "\n".join(fan_out.failures), file=sys.stderr)
+        return INTERNAL_ERROR
+    return code
+
+
+def check_paths(paths: list[str]) -> None:
+    for path in paths:
+        if not os.path.exists(path.split("::")[0]):
+            raise UsageError(f"file or directory not found: {path}")
+
+
+def _decide_runners(local: str | int) -> tuple[int, str]:
+    if local == "auto":
+        return usable_cpus()
+    return int(local), f"--local {local}"
+
+
+def _parse_format(spec: str) -> tuple[str, str | None]:
+    try:
+        return reporters.parse_format(spec)
+    except reporters.FormatError as exc:
+        raise UsageError(str(exc))
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def worker_entry(argv: list[str] | None = None) -> int:
+    from medusa import worker
+    return worker.main(sys.argv[1:] if argv is None else argv)

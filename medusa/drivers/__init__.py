@@ -1,0 +1,61 @@
+"""Drivers: what medusa knows about one test framework.
+
+A driver is used in two places:
+- in the worker, `prepare()` loads the framework once (configuration, plugins, shared set-up)
+  and finds the files to run; the worker then forks its runners;
+- in each forked runner, `serve()` runs files for as long as the channel hands them out.
+
+The runner side gets a `Channel` (runner.py): `next_file()` blocks until the master gives
+this runner a file (None: stop), `result()` streams one test's outcome, `file_complete()`
+ends the file.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Protocol
+
+DRIVERS = {"pytest": "medusa.drivers.pytest_driver:PytestDriver"}
+
+
+class StartupError(Exception):
+    """The framework refused to start for a reason that is the user's to fix."""
+
+    def __init__(self, message: str, detail: str = "", exit_code: int = 4) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+        self.exit_code = exit_code
+
+
+@dataclass(frozen=True)
+class Prepared:
+    rootdir: str
+    framework: str            # name and version, for the report header
+    files: tuple[str, ...]    # relative to rootdir, in discovery order
+
+
+class Channel(Protocol):
+    def next_file(self) -> str | None: ...
+
+    def result(self, **fields: object) -> None: ...
+
+    def file_complete(self, file: str, duration: float, tests: int,
+                      deselected: int = 0, warnings: int = 0) -> None: ...
+
+
+class Driver(Protocol):
+    name: str
+
+    def prepare(self, paths: tuple[str, ...], framework_args: tuple[str, ...]) -> Prepared: ...
+
+    def serve(self, channel: Channel, runner: int) -> int: ...
+
+
+def create(name: str) -> Driver:
+    try:
+        spec = DRIVERS[name]
+    except KeyError:
+        raise StartupError(f"unknown driver {name!r} (known: {', '.join(sorted(DRIVERS))})")
+    module_name, _, class_name = spec.partition(":")
+    return getattr(importlib.import_module(module_name), class_name)()

@@ -1,0 +1,314 @@
+"""The pytest driver: load pytest once in the worker, run one file at a time in each runner.
+
+Worker side (`prepare`): pytest parses its configuration exactly as the `pytest` command
+would (ini files, plugins, conftest.py files, the framework arguments), runs its configure
+hooks, and walks the test directories with pytest's own collectors down to the files
+(python_files, norecursedirs, --ignore, collect_ignore all apply) without importing a test
+module. Then pytest's global output capture is stopped: the runners must not share its
+temporary files after the fork.
+
+Runner side (`serve`): one pytest session for the runner's whole life, as a pytest-xdist
+worker has. Our plugin takes over `pytest_runtestloop`: for each file the master hands
+out, the file is collected in this runner and its tests run through pytest's normal
+protocol. After a file's last test everything down to the session is torn down (module,
+class and package fixtures end with their file); session fixtures live until the runner
+ends.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from medusa.drivers import Channel, Prepared, StartupError
+
+MAX_SECTION_CHARS = 1_000_000
+
+
+class PytestDriver:
+    name = "pytest"
+
+    def __init__(self) -> None:
+        self.config: Any = None
+        self.session: Any = None
+
+    # --- worker side ---------------------------------------------------------------------
+
+    def prepare(self, paths: tuple[str, ...], framework_args: tuple[str, ...]) -> Prepared:
+        self._check_version(pytest.__version__)
+        self.config = _load_config([*framework_args, *paths])
+        try:
+            self.config._do_configure()
+        except Exception as exc:
+            raise StartupError(f"pytest's configure hooks failed: {exc!r}",
+                               _format_exception(exc)) from exc
+        capture = self.config.pluginmanager.getplugin("capturemanager")
+        if capture is not None:
+            capture.stop_global_capturing()
+        from _pytest.main import Session
+        self.session = Session.from_config(self.config)
+        files = _find_files(self.session, self.config)
+        return Prepared(rootdir=str(self.config.rootpath),
+                        framework=f"pytest {pytest.__version__}", files=tuple(files))
+
+    @staticmethod
+    def _check_version(version: str) -> None:
+        major = int(version.split(".")[0])
+        if major < 8:
+            raise StartupError(f"medusa needs pytest 8 or newer; this environment has pytest {version}")
+
+    # --- runner side ---------------------------------------------------------------------
+
+    def serve(self, channel: Channel, runner: int) -> int:
+        config, session = self.config, self.session
+        _give_runner_its_own_basetemp(config, runner)
+        capture = config.pluginmanager.getplugin("capturemanager")
+        if capture is not None:
+            capture.start_global_capturing()
+        # Counting failures towards --maxfail is the master's job, over all runners.
+        config.option.maxfail = 0
+        session.testsfailed = 0
+        plugin = _RunnerPlugin(channel, session)
+        config.pluginmanager.register(plugin, "medusa-runner")
+        exitstatus = 0
+        try:
+            config.hook.pytest_sessionstart(session=session)
+            config.hook.pytest_runtestloop(session=session)
+            plugin.teardown_session()
+        except BaseException:
+            exitstatus = 3
+            raise
+        finally:
+            try:
+                config.hook.pytest_sessionfinish(session=session, exitstatus=exitstatus)
+            finally:
+                config._ensure_unconfigure()
+                if capture is not None:
+                    capture.stop_global_capturing()
+        return exitstatus
+
+
+class _RunnerPlugin:
+    """Registered in each runner: pulls files from the channel and reports what happens."""
+
+    def __init__(self, channel: Channel, session: Any) -> None:
+        self.channel = channel
+        self.session = session
+        self.config = session.config
+        self.file = ""
+        self.last_test = ""
+        self.deselected = 0
+        self.warnings = 0
+        self.reports: list[Any] = []
+
+    @pytest.hookimpl(tryfirst=True)   # first, so that pytest's own loop never runs
+    def pytest_runtestloop(self, session: Any) -> bool:
+        while (file := self.channel.next_file()) is not None:
+            self.run_file(file)
+        return True
+
+    def run_file(self, file: str) -> None:
+        started = time.perf_counter()
+        self.file, self.deselected, self.warnings = file, 0, 0
+        items = self._collect(file)
+        boundary = _FileBoundary(self.session)
+        for index, item in enumerate(items):
+            nextitem = items[index + 1] if index + 1 < len(items) else boundary
+            item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+        self.channel.file_complete(file, time.perf_counter() - started, len(items),
+                                   self.deselected, self.warnings)
+
+    def teardown_session(self) -> None:
+        """End the session fixtures here, where a failure can still be reported: serial
+        pytest reports it as an error at the teardown of the last test."""
+        try:
+            self.session._setupstate.teardown_exact(None)
+        except Exception as exc:
+            self.channel.result(file=self.file, test=f"{self.last_test or self.file}",
+                                outcome="error", when="teardown", duration=0.0,
+                                message=f"session teardown: {exc!r}",
+                                longrepr=_format_exception(exc))
+
+    def _collect(self, file: str) -> list[Any]:
+        from _pytest.config import UsageError
+        target = str(self.config.rootpath / file)
+        try:
+            return list(self.session.perform_collect([target]))
+        except UsageError as exc:   # the file vanished, or a node id no longer exists
+            self.channel.result(file=file, test=file, outcome="error", when="collect",
+                                duration=0.0, message=str(exc), longrepr=str(exc))
+            return []
+
+    # --- what pytest tells us ------------------------------------------------------------
+
+    def pytest_deselected(self, items: list[Any]) -> None:
+        self.deselected += len(items)
+
+    def pytest_warning_recorded(self) -> None:
+        self.warnings += 1
+
+    def pytest_collectreport(self, report: Any) -> None:
+        # pytest's terminal counts a collector that failed as an error, one that skipped
+        # (pytest.skip at module level) as skipped.
+        if report.passed:
+            return
+        outcome = "error" if report.failed else "skipped"
+        self.channel.result(file=self.file, test=report.nodeid or self.file, outcome=outcome,
+                            when="collect", duration=getattr(report, "duration", 0.0) or 0.0,
+                            message=_one_line(report), longrepr=_longrepr(report),
+                            sections=_sections(report), path=self.file, line=0)
+
+    def pytest_runtest_logreport(self, report: Any) -> None:
+        self.reports.append(report)
+
+    def pytest_runtest_logfinish(self, nodeid: str) -> None:
+        reports, self.reports = self.reports, []
+        self.last_test = nodeid
+        for report, outcome in _outcomes(self.config, reports):
+            path, line = _location(report)
+            self.channel.result(
+                file=self.file, test=nodeid, outcome=outcome, when=report.when,
+                duration=sum(r.duration for r in reports), message=_one_line(report),
+                longrepr=_longrepr(report), sections=_sections(reports[-1]),
+                path=path, line=line)
+
+
+class _FileBoundary:
+    """Stands for "the next test" after a file's last one: tear down all but the session."""
+
+    def __init__(self, session: Any) -> None:
+        self._chain = [session]
+
+    def listchain(self) -> list[Any]:
+        return self._chain
+
+
+def _outcomes(config: Any, reports: list[Any]) -> list[tuple[Any, str]]:
+    """The results pytest would count for one test: its setup-or-call outcome, plus an
+    error when its teardown failed. Categories come from pytest (and its plugins)."""
+    counted = []
+    for report in reports:
+        category = config.hook.pytest_report_teststatus(report=report, config=config)[0]
+        if not category:
+            continue
+        if report.when == "teardown" or not counted:
+            counted.append((report, category))
+    return counted
+
+
+def _location(report: Any) -> tuple[str, int]:
+    path, lineno, _ = report.location
+    return path, (lineno + 1 if lineno is not None else 0)
+
+
+def _one_line(report: Any) -> str:
+    if hasattr(report, "wasxfail"):
+        return str(report.wasxfail)
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:   # a skip: (path, line, reason)
+        reason = str(longrepr[2])
+        return reason[len("Skipped: "):] if reason.startswith("Skipped: ") else reason
+    crash = getattr(longrepr, "reprcrash", None)
+    if crash is not None:
+        return crash.message.splitlines()[0] if crash.message else ""
+    text = str(longrepr or "").strip()
+    return text.splitlines()[-1] if text else ""
+
+
+def _longrepr(report: Any) -> str:
+    if not report.failed:
+        return ""
+    return _truncate(report.longreprtext)
+
+
+def _sections(report: Any) -> tuple[tuple[str, str], ...]:
+    return tuple((title, _truncate(text)) for title, text in report.sections)
+
+
+def _truncate(text: str) -> str:
+    if len(text) <= MAX_SECTION_CHARS:
+        return text
+    cut = len(text) - MAX_SECTION_CHARS
+    return f"[medusa: {cut} characters cut]\n" + text[cut:]
+
+
+def _load_config(args: list[str]) -> Any:
+    from _pytest.config import ConftestImportFailure, UsageError, _prepareconfig
+    try:
+        return _prepareconfig(args)
+    except ConftestImportFailure as exc:
+        raise StartupError(f"ImportError while loading conftest '{exc.path}'",
+                           _format_exception(exc.cause)) from exc
+    except UsageError as exc:
+        raise StartupError("pytest: " + "; ".join(str(a) for a in exc.args)) from exc
+    except Exception as exc:  # a plugin that fails to import, a broken ini file, ...
+        raise StartupError(f"pytest could not start: {exc!r}", _format_exception(exc)) from exc
+
+
+def _find_files(session: Any, config: Any) -> list[str]:
+    """The files pytest would collect for its arguments, relative to the rootdir."""
+    from _pytest.runner import collect_one_node
+    rootpath: Path = config.rootpath
+    invocation = Path(config.invocation_params.dir)
+    initial = [(invocation / arg.split("::")[0]).resolve() for arg in config.args]
+    # pytest neither ignores an argument it was given nor the folders above it
+    session._initialpaths = frozenset(initial)
+    session._initialpaths_with_parents = frozenset(
+        [*initial, *(parent for path in initial for parent in path.parents)])
+
+    found: dict[str, None] = {}
+
+    def add(path: Path, suffix: str = "") -> None:
+        found[_relative(path, rootpath) + suffix] = None
+
+    def walk(node: Any) -> None:
+        if isinstance(node, pytest.File) or not isinstance(node, pytest.Collector):
+            add(node.path)
+            return
+        report = collect_one_node(node)
+        if not report.passed:   # the runner that gets it reports the same failure
+            add(node.path)
+            return
+        for child in report.result:
+            walk(child)
+
+    for arg, path in zip(config.args, initial):
+        if "::" in arg:
+            add(path, "::" + arg.split("::", 1)[1])
+        elif path.is_dir():
+            directory = session.gethookproxy(path.parent).pytest_collect_directory(
+                path=path, parent=session)
+            if directory is not None:
+                walk(directory)
+        elif path.is_file():
+            for collector in session.gethookproxy(path).pytest_collect_file(
+                    file_path=path, parent=session):
+                walk(collector)
+        else:
+            raise StartupError(f"file or directory not found: {arg}")
+    return list(found)
+
+
+def _give_runner_its_own_basetemp(config: Any, runner: int) -> None:
+    """With --basetemp every runner would wipe the same folder: give each its own below it."""
+    given = config.option.basetemp
+    if not given:
+        return
+    from _pytest.tmpdir import TempPathFactory
+    config.option.basetemp = os.path.join(given, f"runner-{runner}")
+    config._tmp_path_factory = TempPathFactory.from_config(config, _ispytest=True)
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return os.path.relpath(path, root).replace(os.sep, "/")
+
+
+def _format_exception(exc: BaseException) -> str:
+    import traceback
+    return "".join(traceback.format_exception(exc))

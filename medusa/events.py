@@ -1,0 +1,50 @@
+"""Events that the master makes itself, for the reporters.
+
+Reporters receive these and some messages unchanged (Result, FileComplete, WorkerBegin,
+WorkerStartupFailure, RunnerDied; see messages.py). The handler for an event is
+`on_<event_name>` (messages.event_name), and the JSON log names each line the same way.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class BuildStarted:
+    run_id: str
+    started_at: float         # time.time()
+    rootdir: str              # the directory medusa was started in
+    workers: tuple[str, ...]
+    runners: int              # planned, over all workers
+    runners_reason: str       # why that many ("--local 4", "auto: 2 usable CPUs")
+    argv: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FileStarted:
+    worker: str
+    runner: int
+    file: str
+
+
+@dataclass(frozen=True)
+class WorkerLost:
+    """A worker that ended or went silent without saying Died."""
+    worker: str
+    reason: str
+    output: str               # the tail of what it printed
+
+
+@dataclass(frozen=True)
+class NotRun:
+    file: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class BuildFinished:
+    exit_code: int
+    duration: float
+    counts: tuple[tuple[str, int], ...]   # outcome -> number of results, in pytest's order
+    not_run: tuple[NotRun, ...]
+    message: str = ""         # why the build ended early, if it did

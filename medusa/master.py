@@ -1,0 +1,296 @@
+"""The master: starts the workers, owns the queue, and turns messages into reporter events.
+
+One event loop: every message from a worker is dispatched, by its type, to an `on_<name>`
+method below (as pytest-xdist's dsession does). Order of work is the scheduler's business;
+sockets are transport's; starting processes is the targets'.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+
+from medusa import events, messages, transport
+from medusa.reporters import Reporters
+from medusa.scheduler import Scheduler
+from medusa.targets import LocalWorker
+
+# pytest's order of outcomes in its summary line
+OUTCOME_ORDER = ("failed", "passed", "skipped", "deselected", "xfailed", "xpassed",
+                 "warnings", "error", "flaky")
+CONNECT_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    paths: tuple[str, ...]
+    framework_args: tuple[str, ...]
+    runners: int
+    runners_reason: str
+    driver: str = "pytest"
+    cwd: str = "."
+    argv: tuple[str, ...] = ()
+
+
+@dataclass
+class WorkerState:
+    target: LocalWorker
+    conn: Connection | None = None
+    began: bool = False
+    ended: bool = False
+    told_no_more_work: bool = False
+    in_flight: dict[int, str] = field(default_factory=dict)   # runner -> file
+    waiting: list[int] = field(default_factory=list)          # runners without work
+
+    @property
+    def name(self) -> str:
+        return self.target.name
+
+
+class Master:
+    def __init__(self, settings: BuildSettings, reporters: Reporters) -> None:
+        self.settings = settings
+        self.reporters = reporters
+        self.run_id = secrets.token_hex(6)
+        self.authkey = transport.new_authkey()
+        self.logs = Path(tempfile.mkdtemp(prefix="medusa-"))
+        self.workers = [WorkerState(LocalWorker("local", settings.runners,
+                                                self.logs / "local.log"))]
+        self.by_conn: dict[Connection, WorkerState] = {}
+        self.unidentified: list[Connection] = []
+        self.scheduler: Scheduler | None = None     # made when the first worker reports files
+        self.counts: Counter[str] = Counter()
+        self.not_run: list[events.NotRun] = []
+        self.startup_failure: messages.WorkerStartupFailure | None = None
+        self.interrupted = False
+        self.started = time.monotonic()
+
+    # --- the build ---------------------------------------------------------------------
+
+    def run(self) -> int:
+        server = transport.Server(self.authkey)
+        try:
+            self.emit(events.BuildStarted(
+                self.run_id, time.time(), os.path.abspath(self.settings.cwd),
+                tuple(w.name for w in self.workers), self.settings.runners,
+                self.settings.runners_reason, self.settings.argv))
+            for worker in self.workers:
+                worker.target.start(server.address, self.authkey, self.settings.cwd)
+            try:
+                self.loop(server)
+            except KeyboardInterrupt:
+                self.interrupted = True
+                self.abandon_all("interrupted")
+        finally:
+            for worker in self.workers:
+                worker.target.stop()
+            server.close()
+            _remove_tree(self.logs)
+        return self.finish()
+
+    def loop(self, server: transport.Server) -> None:
+        while not all(w.ended for w in self.workers):
+            ready = wait([server, *self.unidentified, *self.by_conn], timeout=0.5)
+            for source in ready:
+                if source is server:
+                    self.unidentified.extend(server.accepted())
+                elif source in self.unidentified:
+                    self.identify(source)
+                else:
+                    self.receive(self.by_conn[source])
+            self.check_processes()
+
+    def identify(self, conn: Connection) -> None:
+        """An authenticated connection's first message must be the Ping of a worker we started."""
+        self.unidentified.remove(conn)
+        try:
+            ping = transport.recv(conn)
+        except (EOFError, OSError):
+            conn.close()
+            return
+        worker = next((w for w in self.workers if isinstance(ping, messages.Ping)
+                       and w.name == ping.worker and w.conn is None), None)
+        if worker is None:
+            conn.close()
+            return
+        worker.conn = conn
+        self.by_conn[conn] = worker
+        transport.send(conn, messages.Configure(
+            worker.name, self.run_id, worker.target.runners, self.settings.driver,
+            self.settings.paths, self.settings.framework_args))
+
+    def receive(self, worker: WorkerState) -> None:
+        assert worker.conn is not None
+        try:
+            message = transport.recv(worker.conn)
+        except (EOFError, OSError) as exc:
+            reason = "connection closed" if isinstance(exc, EOFError) else f"connection error: {exc}"
+            self.worker_lost(worker, reason)
+            return
+        handler = getattr(self, "on_" + messages.event_name(message), None)
+        if handler is None:
+            raise RuntimeError(f"unexpected message from worker {worker.name}: {message!r}")
+        handler(worker, message)
+
+    # --- messages ----------------------------------------------------------------------
+
+    def on_worker_begin(self, worker: WorkerState, message: messages.WorkerBegin) -> None:
+        worker.began = True
+        self.emit(message)
+        if self.scheduler is None:
+            self.scheduler = Scheduler(list(message.files))
+        self.maybe_wind_down()
+
+    def on_worker_startup_failure(self, worker: WorkerState,
+                                  message: messages.WorkerStartupFailure) -> None:
+        self.startup_failure = self.startup_failure or message
+        self.emit(message)
+        self.end_worker(worker)
+
+    def on_request_file(self, worker: WorkerState, message: messages.RequestFile) -> None:
+        worker.in_flight.pop(message.runner, None)
+        worker.waiting.append(message.runner)
+        self.hand_out_work()
+        self.maybe_wind_down()
+
+    def on_result(self, worker: WorkerState, message: messages.Result) -> None:
+        self.counts[message.outcome] += 1
+        self.emit(message)
+
+    def on_file_complete(self, worker: WorkerState, message: messages.FileComplete) -> None:
+        worker.in_flight.pop(message.runner, None)
+        assert self.scheduler is not None
+        self.scheduler.finished(message.file)
+        self.counts["deselected"] += message.deselected
+        self.counts["warnings"] += message.warnings
+        self.emit(message)
+
+    def on_runner_died(self, worker: WorkerState, message: messages.RunnerDied) -> None:
+        worker.in_flight.pop(message.runner, None)
+        if message.runner in worker.waiting:
+            worker.waiting.remove(message.runner)
+        self.emit(message)
+        if message.file:
+            assert self.scheduler is not None
+            self.scheduler.finished(message.file)
+            self.not_run.append(events.NotRun(
+                message.file, f"runner {worker.name}/{message.runner} died ({message.reason})"))
+        self.maybe_wind_down()
+
+    def on_died(self, worker: WorkerState, message: messages.Died) -> None:
+        self.end_worker(worker)
+
+    # --- work ----------------------------------------------------------------------------
+
+    def hand_out_work(self) -> None:
+        if self.scheduler is None:
+            return
+        for worker in self.workers:
+            while worker.waiting and not worker.ended:
+                file = self.scheduler.next_file()
+                if file is None:
+                    return
+                runner = worker.waiting.pop(0)
+                worker.in_flight[runner] = file
+                self.send(worker, messages.RunFile(runner, file))
+                self.emit(events.FileStarted(worker.name, runner, file))
+
+    def maybe_wind_down(self) -> None:
+        """When nothing is queued or running, tell every worker to end its runners."""
+        if self.scheduler is None or not self.scheduler.done:
+            return
+        for worker in self.workers:
+            if worker.began and not worker.ended and not worker.told_no_more_work:
+                worker.told_no_more_work = True
+                self.send(worker, messages.NoMoreWork())
+
+    def send(self, worker: WorkerState, message: object) -> None:
+        assert worker.conn is not None
+        try:
+            transport.send(worker.conn, message)
+        except OSError as exc:
+            self.worker_lost(worker, f"connection error: {exc}")
+
+    # --- workers that end ----------------------------------------------------------------
+
+    def check_processes(self) -> None:
+        now = time.monotonic()
+        for worker in self.workers:
+            if worker.ended:
+                continue
+            if worker.target.exited():
+                self.worker_lost(worker, "its process exited")
+            elif worker.conn is None and now - self.started > CONNECT_SECONDS:
+                self.worker_lost(worker, f"it did not connect within {CONNECT_SECONDS:.0f} s")
+
+    def worker_lost(self, worker: WorkerState, reason: str) -> None:
+        if worker.ended:
+            return
+        self.emit(events.WorkerLost(worker.name, reason, worker.target.output_tail()))
+        for file in worker.in_flight.values():
+            self.not_run.append(events.NotRun(file, f"worker {worker.name} was lost ({reason})"))
+            if self.scheduler is not None:
+                self.scheduler.finished(file)
+        worker.in_flight.clear()
+        self.end_worker(worker)
+
+    def end_worker(self, worker: WorkerState) -> None:
+        worker.ended = True
+        worker.waiting.clear()
+        if worker.conn is not None:
+            self.by_conn.pop(worker.conn, None)
+            worker.conn.close()
+        if all(w.ended for w in self.workers):
+            self.abandon_all("no worker left to run it")
+
+    def abandon_all(self, reason: str) -> None:
+        for worker in self.workers:
+            for file in worker.in_flight.values():
+                self.not_run.append(events.NotRun(file, reason))
+            worker.in_flight.clear()
+        if self.scheduler is not None:
+            self.not_run.extend(events.NotRun(f, reason) for f in self.scheduler.drop_queued())
+
+    # --- the end ---------------------------------------------------------------------------
+
+    def finish(self) -> int:
+        code = self.exit_code()
+        counts = tuple((name, self.counts[name]) for name in OUTCOME_ORDER if self.counts[name])
+        counts += tuple(sorted((n, c) for n, c in self.counts.items()
+                               if n not in OUTCOME_ORDER and c))
+        self.emit(events.BuildFinished(code, time.monotonic() - self.started, counts,
+                                       tuple(self.not_run), self.end_message()))
+        self.reporters.close()
+        return code
+
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return 2
+        if self.scheduler is None:
+            return self.startup_failure.exit_code if self.startup_failure else 3
+        if self.counts["failed"] or self.counts["error"] or self.not_run:
+            return 1
+        tests = sum(c for n, c in self.counts.items() if n not in ("deselected", "warnings"))
+        return 5 if tests == 0 else 0
+
+    def end_message(self) -> str:
+        if self.interrupted:
+            return "interrupted"
+        if self.scheduler is None:
+            return "no worker started" if self.startup_failure is None else "the worker could not start"
+        if not self.scheduler.files:
+            return "no tests found"
+        return ""
+
+    def emit(self, event: object) -> None:
+        self.reporters.emit(event)
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,138 @@
+"""Everything that travels between master, worker and runner.
+
+Each message is a small frozen dataclass; the wire carries nothing else. The flow is the
+seed's (see the README of the original gem):
+
+    worker -> master   Ping, WorkerBegin | WorkerStartupFailure, Died
+    master -> worker   Configure, RunFile, NoMoreWork, Shutdown
+    runner -> worker -> master   RequestFile, Result, FileComplete
+    worker -> master   RunnerDied  (a runner ended while it held a file)
+    worker -> runner   RunFile, Shutdown
+
+Configure is ours: the master hands a connected worker its settings over the
+authenticated connection, so nothing about the build is on a command line.
+Result, FileComplete, WorkerBegin, WorkerStartupFailure and RunnerDied are also events
+that reporters receive unchanged (see events.py for the ones the master makes itself).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+
+def event_name(message: object) -> str:
+    """`FileComplete` -> `file_complete`: the name handlers and the JSON log use."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(message).__name__).lower()
+
+
+# --- worker start-up -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Ping:
+    """First message of a worker: who it is."""
+    worker: str
+    host: str
+    pid: int
+    python: str
+
+
+@dataclass(frozen=True)
+class Configure:
+    """The master's answer to Ping: what this worker is to do."""
+    worker: str
+    run_id: str
+    runners: int
+    driver: str
+    paths: tuple[str, ...]
+    framework_args: tuple[str, ...]
+    env: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class WorkerBegin:
+    """The framework is loaded and the runners are forked; `files` is what the worker found."""
+    worker: str
+    runners: int
+    rootdir: str
+    framework: str
+    files: tuple[str, ...]
+    startup_seconds: float
+
+
+@dataclass(frozen=True)
+class WorkerStartupFailure:
+    """The worker could not load the framework (bad conftest, unknown option, ...)."""
+    worker: str
+    message: str          # one line for the user
+    detail: str           # the framework's own output or the traceback
+    exit_code: int        # 4 for the user's mistakes, 3 for ours
+
+
+# --- running ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RequestFile:
+    runner: int
+
+
+@dataclass(frozen=True)
+class RunFile:
+    runner: int
+    file: str
+
+
+@dataclass(frozen=True)
+class Result:
+    """One test's outcome, as pytest counts it (a failing teardown adds a second Result)."""
+    worker: str
+    runner: int
+    file: str
+    test: str             # the framework's test id (pytest node id)
+    outcome: str          # passed failed error skipped xfailed xpassed (or a plugin's own)
+    when: str             # setup call teardown collect
+    duration: float       # seconds, all phases of the test
+    message: str = ""     # one line: the exception, or the skip reason
+    longrepr: str = ""    # the full failure text (traceback)
+    sections: tuple[tuple[str, str], ...] = ()   # captured output: (title, text)
+    path: str = ""        # source file of the test, relative to the rootdir
+    line: int = 0         # 1-based; 0 when unknown
+
+
+@dataclass(frozen=True)
+class FileComplete:
+    worker: str
+    runner: int
+    file: str
+    duration: float       # wall seconds in the runner, collection included
+    tests: int            # tests collected (after deselection)
+    deselected: int = 0
+    warnings: int = 0
+
+
+@dataclass(frozen=True)
+class NoMoreWork:
+    """Master -> worker: the queue is empty and nothing is in flight; wind down."""
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    """Worker -> runner: finish the session and exit. Master -> worker: stop now (abort)."""
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class RunnerDied:
+    """A runner ended without being asked to (crash, signal, os._exit)."""
+    worker: str
+    runner: int
+    file: str             # the file it held, or "" when idle
+    reason: str           # "exit code 3", "killed by signal 9 (SIGKILL)"
+    output: str = ""      # the last lines it wrote
+
+
+@dataclass(frozen=True)
+class Died:
+    """Last message of a worker: all its runners are gone."""
+    worker: str
+    runners_lost: int = 0
+    notes: tuple[str, ...] = field(default=())

@@ -1,0 +1,178 @@
+"""The terminal display.
+
+On a terminal: failures are printed as they happen, above one status line that shows the
+counts and what each runner is running. Elsewhere (CI logs, pipes): one plain line per
+finished file, pytest-style, so the log streams. At the end, both print the failures with
+their tracebacks and captured output, the files not run, and pytest's summary line.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from collections import Counter
+from typing import IO
+
+from medusa import events, messages
+from medusa.reporters import Reporter
+
+LETTERS = {"passed": ".", "failed": "F", "error": "E", "skipped": "s", "xfailed": "x",
+           "xpassed": "X"}
+PROBLEMS = ("failed", "error")
+REDRAW_SECONDS = 0.1
+
+
+def is_live(stream: IO[str]) -> bool:
+    """A status line that redraws itself only makes sense on a terminal a person watches."""
+    return stream.isatty() and not os.environ.get("CI") and os.environ.get("TERM") != "dumb"
+
+
+class ConsoleReporter(Reporter):
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.out = stream or sys.stdout
+        self.live = is_live(self.out)
+        self.width = shutil.get_terminal_size((80, 24)).columns
+        self.files_total = 0
+        self.files_done = 0
+        self.counts: Counter[str] = Counter()
+        self.letters: dict[str, list[str]] = {}          # file -> outcome letters so far
+        self.running: dict[str, str] = {}                # "worker/runner" -> file
+        self.problems: list[messages.Result] = []
+        self.status_shown = False
+        self.last_draw = 0.0
+
+    # --- events ----------------------------------------------------------------------------
+
+    def on_build_started(self, event: events.BuildStarted) -> None:
+        self.rule("medusa: test session starts")
+        self.line(f"run {event.run_id}: {event.runners} runners ({event.runners_reason})")
+
+    def on_worker_begin(self, event: messages.WorkerBegin) -> None:
+        if not self.files_total:
+            self.files_total = len(event.files)
+        self.line(f"worker {event.worker}: {event.framework}, rootdir {event.rootdir}, "
+                  f"{len(event.files)} files, {event.runners} runners, "
+                  f"ready in {event.startup_seconds:.2f}s")
+
+    def on_worker_startup_failure(self, event: messages.WorkerStartupFailure) -> None:
+        self.line(f"ERROR: worker {event.worker} could not start: {event.message}")
+        if event.detail:
+            self.line(event.detail.rstrip())
+
+    def on_worker_lost(self, event: events.WorkerLost) -> None:
+        self.line(f"ERROR: worker {event.worker} was lost: {event.reason}")
+        if event.output:
+            self.line(_indent(event.output))
+
+    def on_file_started(self, event: events.FileStarted) -> None:
+        self.running[f"{event.worker}/{event.runner}"] = event.file
+        self.letters.setdefault(event.file, [])
+        self.draw_status()
+
+    def on_result(self, event: messages.Result) -> None:
+        self.counts[event.outcome] += 1
+        self.letters.setdefault(event.file, []).append(LETTERS.get(event.outcome, "?"))
+        if event.outcome in PROBLEMS:
+            self.problems.append(event)
+            if self.live:
+                self.line(f"{event.outcome.upper()} {event.test} - {event.message}")
+        self.draw_status()
+
+    def on_file_complete(self, event: messages.FileComplete) -> None:
+        self.files_done += 1
+        self.running.pop(f"{event.worker}/{event.runner}", None)
+        letters = "".join(self.letters.pop(event.file, []))
+        if not self.live:
+            self.line(f"{event.file} {letters} {self.progress()}")
+        self.draw_status(force=True)
+
+    def on_runner_died(self, event: messages.RunnerDied) -> None:
+        self.running.pop(f"{event.worker}/{event.runner}", None)
+        where = f" while running {event.file}" if event.file else ""
+        self.line(f"ERROR: runner {event.worker}/{event.runner} died ({event.reason}){where}")
+
+    def on_build_finished(self, event: events.BuildFinished) -> None:
+        self.clear_status()
+        self.print_problems()
+        if event.not_run:
+            self.rule("not run")
+            for item in event.not_run:
+                self.line(f"{item.file}: {item.reason}")
+        if self.problems:
+            self.rule("short test summary info")
+            for result in self.problems:
+                self.line(f"{result.outcome.upper()} {result.test} - {result.message}"[:self.width])
+        self.rule(summary_text(event), end=True)
+
+    # --- pieces ----------------------------------------------------------------------------
+
+    def print_problems(self) -> None:
+        for title, outcome in (("ERRORS", "error"), ("FAILURES", "failed")):
+            results = [r for r in self.problems if r.outcome == outcome]
+            if not results:
+                continue
+            self.rule(title)
+            for result in results:
+                self.rule(f"{result.test} ({result.worker}/{result.runner})", char="_")
+                self.line(result.longrepr.rstrip() or result.message)
+                for section_title, text in result.sections:
+                    if text.strip():
+                        self.rule(section_title, char="-")
+                        self.line(text.rstrip())
+
+    def progress(self) -> str:
+        if not self.files_total:
+            return ""
+        return f"[{100 * self.files_done // self.files_total:3d}%]"
+
+    def draw_status(self, force: bool = False) -> None:
+        if not self.live:
+            return
+        now = time.monotonic()
+        if not force and now - self.last_draw < REDRAW_SECONDS:
+            return
+        self.last_draw = now
+        counts = " ".join(f"{n} {o}" for o, n in sorted(self.counts.items()))
+        running = " ".join(f"{r}:{os.path.basename(f)}" for r, f in sorted(self.running.items()))
+        text = f"{self.progress()} {self.files_done}/{self.files_total} files {counts} | {running}"
+        self.out.write("\r" + text[: self.width - 1] + "\x1b[K")
+        self.out.flush()
+        self.status_shown = True
+
+    def clear_status(self) -> None:
+        if self.status_shown:
+            self.out.write("\r\x1b[K")
+            self.status_shown = False
+
+    def line(self, text: str) -> None:
+        self.clear_status()
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    def rule(self, title: str, char: str = "=", end: bool = False) -> None:
+        text = f" {title} "
+        side = max(3, (self.width - len(text)) // 2)
+        self.line(char * side + text + char * (side if end else max(3, self.width - side - len(text))))
+
+
+def summary_text(event: events.BuildFinished) -> str:
+    parts = [f"{n} {_plural(n, name)}" for name, n in event.counts]
+    if event.not_run:
+        parts.append(f"{len(event.not_run)} files not run")
+    if not parts:
+        parts.append(event.message or "no tests ran")
+    return f"{', '.join(parts)} in {event.duration:.2f}s"
+
+
+def _plural(count: int, noun: str) -> str:
+    """As pytest writes them: "1 warning", "2 warnings", "1 error", "2 errors"."""
+    if noun == "warnings" and count == 1:
+        return "warning"
+    if noun == "error" and count != 1:
+        return "errors"
+    return noun
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.splitlines())

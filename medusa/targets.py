@@ -1,0 +1,85 @@
+"""Targets: how a worker is started. `local` starts `medusa worker` as a child process.
+
+The worker gets its own session (process group), so that a Ctrl-C on the terminal reaches
+only the master, which then winds the build down, and so that the master can end the
+worker, its runners and anything their tests left running with one signal.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import medusa
+
+# Started with `python -P -c`: like the `pytest` command, the worker must not have the
+# current directory on sys.path, or tests could import what plain pytest cannot. The
+# folder holding medusa is put on sys.path only for the import of medusa itself.
+_BOOT = (
+    "import sys; sys.path.append({where!r}); import medusa.worker; sys.path.remove({where!r}); "
+    "sys.exit(medusa.worker.main(sys.argv[1:]))"
+)
+
+
+@dataclass
+class LocalWorker:
+    name: str
+    runners: int
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self, address: tuple[str, int], authkey: bytes, cwd: str) -> None:
+        where = str(Path(medusa.__file__).resolve().parent.parent)
+        command = [sys.executable, "-P", "-c", _BOOT.format(where=where),
+                   "--connect", f"{address[0]}:{address[1]}", "--name", self.name]
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=log,
+                                            stderr=subprocess.STDOUT, cwd=cwd,
+                                            start_new_session=True)
+        assert self.process.stdin is not None
+        self.process.stdin.write(authkey.hex().encode() + b"\n")
+        self.process.stdin.close()
+
+    def exited(self) -> bool:
+        """True once the worker process has ended (it is not reaped yet: see stop())."""
+        if self.process is None:
+            return True
+        try:
+            info = os.waitid(os.P_PID, self.process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return True
+        return info is not None
+
+    def stop(self, grace: float = 5.0) -> None:
+        """End the worker's whole process group, then reap the worker.
+
+        The group is signalled before the worker is reaped: while it is a zombie its pid
+        (the group's id) cannot be reused, so the signal cannot reach a stranger.
+        """
+        if self.process is None or self.process.returncode is not None:
+            return
+        deadline = time.monotonic() + grace
+        if not self.exited():
+            _signal_group(self.process.pid, signal.SIGTERM)
+            while not self.exited() and time.monotonic() < deadline:
+                time.sleep(0.02)
+        _signal_group(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def output_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass

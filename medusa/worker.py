@@ -1,0 +1,177 @@
+"""`medusa worker`: one per machine. Connects back to the master, loads the framework once,
+forks the runners, relays their messages and watches them.
+
+Started by a target (targets.py) with the master's address on the command line and the
+authkey on stdin, so the key is never visible in `ps`.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import signal
+import socket
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+
+from medusa import drivers, messages, runner, transport
+
+
+@dataclass
+class RunnerSlot:
+    index: int
+    pid: int
+    conn: Connection
+    file: str = ""            # what it is running; "" when idle
+    waiting: bool = False     # it asked for a file and has no answer yet
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="medusa worker")
+    parser.add_argument("--connect", required=True, help="HOST:PORT of the master")
+    parser.add_argument("--name", required=True)
+    args = parser.parse_args(argv)
+    host, _, port = args.connect.rpartition(":")
+    authkey = bytes.fromhex(sys.stdin.readline().strip())
+    conn = transport.connect((host, int(port)), authkey)
+    transport.send(conn, messages.Ping(args.name, socket.gethostname(), os.getpid(),
+                                       sys.version.split()[0]))
+    configure = transport.recv(conn)
+    assert isinstance(configure, messages.Configure), configure
+    return Worker(conn, configure).run()
+
+
+class Worker:
+    def __init__(self, master: Connection, configure: messages.Configure) -> None:
+        self.master = master
+        self.cfg = configure
+        self.runners: dict[int, RunnerSlot] = {}
+        self.winding_down = False
+        self.lost: list[str] = []
+
+    def run(self) -> int:
+        started = time.monotonic()
+        os.environ.update(dict(self.cfg.env))
+        try:
+            driver = drivers.create(self.cfg.driver)
+            prepared = driver.prepare(self.cfg.paths, self.cfg.framework_args)
+        except drivers.StartupError as exc:
+            self.send(messages.WorkerStartupFailure(self.cfg.worker, exc.message, exc.detail,
+                                                    exc.exit_code))
+            return exc.exit_code
+        except Exception as exc:
+            self.send(messages.WorkerStartupFailure(
+                self.cfg.worker, f"internal error while starting the worker: {exc!r}",
+                traceback.format_exc(), 3))
+            return 3
+        self.send(messages.WorkerBegin(self.cfg.worker, self.cfg.runners, prepared.rootdir,
+                                       prepared.framework, prepared.files,
+                                       time.monotonic() - started))
+        self.fork_runners(driver)
+        self.relay()
+        self.send(messages.Died(self.cfg.worker, len(self.lost), tuple(self.lost)))
+        return 0
+
+    def fork_runners(self, driver: drivers.Driver) -> None:
+        # Objects made so far (the framework, the user's modules) are never freed: keeping
+        # the collector off them keeps their pages shared between the runners.
+        gc.freeze()
+        for index in range(self.cfg.runners):
+            identity = runner.RunnerIdentity(self.cfg.worker, index, self.cfg.runners,
+                                             self.cfg.run_id)
+            others = [self.master, *(slot.conn for slot in self.runners.values())]
+            pid, conn = runner.fork(driver, identity, others)
+            self.runners[index] = RunnerSlot(index, pid, conn)
+
+    # --- the event loop --------------------------------------------------------------------
+
+    def relay(self) -> None:
+        while self.runners:
+            by_conn = {slot.conn: slot for slot in self.runners.values()}
+            for conn in wait([self.master, *by_conn]):
+                if conn is self.master:
+                    self.from_master()
+                else:
+                    self.from_runner(by_conn[conn])
+
+    def from_master(self) -> None:
+        try:
+            message = transport.recv(self.master)
+        except (EOFError, OSError):
+            self.kill_runners()     # the master is gone: nobody wants our results
+            raise SystemExit(2)
+        if isinstance(message, messages.RunFile):
+            slot = self.runners[message.runner]
+            slot.file, slot.waiting = message.file, False
+            transport.send(slot.conn, message)
+        elif isinstance(message, messages.NoMoreWork):
+            self.winding_down = True
+            for slot in self.runners.values():
+                if slot.waiting:
+                    self.stop_runner(slot)
+        elif isinstance(message, messages.Shutdown):
+            self.kill_runners()
+            raise SystemExit(2)
+
+    def from_runner(self, slot: RunnerSlot) -> None:
+        try:
+            message = transport.recv(slot.conn)
+        except (EOFError, OSError):
+            self.runner_ended(slot)
+            return
+        if isinstance(message, messages.RequestFile):
+            slot.file, slot.waiting = "", True
+            if self.winding_down:
+                self.stop_runner(slot)
+                return
+        elif isinstance(message, messages.FileComplete):
+            slot.file = ""
+        self.send(message)
+
+    def stop_runner(self, slot: RunnerSlot) -> None:
+        slot.waiting = False
+        transport.send(slot.conn, messages.Shutdown("no more work"))
+
+    def runner_ended(self, slot: RunnerSlot) -> None:
+        del self.runners[slot.index]
+        slot.conn.close()
+        status = _reap(slot.pid)
+        if status == 0 and not slot.file and self.winding_down:
+            return
+        reason = _describe_status(status)
+        self.lost.append(f"runner {slot.index}: {reason}")
+        self.send(messages.RunnerDied(self.cfg.worker, slot.index, slot.file, reason))
+
+    def kill_runners(self) -> None:
+        for slot in self.runners.values():
+            try:
+                os.kill(slot.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            _reap(slot.pid)
+        self.runners.clear()
+
+    def send(self, message: object) -> None:
+        transport.send(self.master, message)
+
+
+def _reap(pid: int) -> int:
+    """Wait for a runner and return its wait status (as os.waitpid gives it)."""
+    try:
+        return os.waitpid(pid, 0)[1]
+    except ChildProcessError:
+        return 0
+
+
+def _describe_status(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = "unknown"
+        return f"killed by signal {number} ({name})"
+    return f"exit code {os.WEXITSTATUS(status)}"
