@@ -14,7 +14,6 @@ import secrets
 import socket
 import threading
 from multiprocessing.connection import (  # the challenge is the stdlib's, not ours
-    Client,
     Connection,
     answer_challenge,
     deliver_challenge,
@@ -38,7 +37,18 @@ def recv(conn: Connection, max_bytes: int = MAX_MESSAGE_BYTES) -> object:
 
 
 def connect(address: tuple[str, int], authkey: bytes) -> Connection:
-    return Client(address, authkey=authkey)
+    sock = socket.create_connection(address)
+    _no_delay(sock)
+    conn = Connection(sock.detach())
+    answer_challenge(conn, authkey)
+    deliver_challenge(conn, authkey)
+    return conn
+
+
+def _no_delay(sock: socket.socket) -> None:
+    """Messages are small and answered at once: without this, Nagle's algorithm and the
+    peer's delayed ACK hold many of them back for 40 ms."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 class Server:
@@ -96,6 +106,7 @@ class Server:
         # at the deadline makes the blocked read return.
         deadline = threading.Timer(self._handshake_seconds, _shutdown_quietly, args=(sock,))
         deadline.start()
+        _no_delay(sock)
         conn = Connection(os.dup(sock.fileno()))
         try:
             deliver_challenge(conn, self._authkey)

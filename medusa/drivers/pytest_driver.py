@@ -34,6 +34,7 @@ class PytestDriver:
     def __init__(self) -> None:
         self.config: Any = None
         self.session: Any = None
+        self.tree: _Tree | None = None
 
     # --- worker side ---------------------------------------------------------------------
 
@@ -50,7 +51,8 @@ class PytestDriver:
             capture.stop_global_capturing()
         from _pytest.main import Session
         self.session = Session.from_config(self.config)
-        files = _find_files(self.session, self.config)
+        self.tree = _Tree(self.session)
+        files = _find_files(self.session, self.config, self.tree)
         return Prepared(rootdir=str(self.config.rootpath),
                         framework=f"pytest {pytest.__version__}", files=tuple(files))
 
@@ -71,7 +73,7 @@ class PytestDriver:
         # Counting failures towards --maxfail is the master's job, over all runners.
         config.option.maxfail = 0
         session.testsfailed = 0
-        plugin = _RunnerPlugin(channel, session)
+        plugin = _RunnerPlugin(channel, session, self.tree)
         config.pluginmanager.register(plugin, "medusa-runner")
         exitstatus = 0
         try:
@@ -94,8 +96,9 @@ class PytestDriver:
 class _RunnerPlugin:
     """Registered in each runner: pulls files from the channel and reports what happens."""
 
-    def __init__(self, channel: Channel, session: Any) -> None:
+    def __init__(self, channel: Channel, session: Any, tree: _Tree) -> None:
         self.channel = channel
+        self.tree = tree
         self.session = session
         self.config = session.config
         self.file = ""
@@ -114,9 +117,9 @@ class _RunnerPlugin:
         started = time.perf_counter()
         self.file, self.deselected, self.warnings = file, 0, 0
         items = self._collect(file)
-        boundary = _FileBoundary(self.session)
+        self._start_file(items)
         for index, item in enumerate(items):
-            nextitem = items[index + 1] if index + 1 < len(items) else boundary
+            nextitem = items[index + 1] if index + 1 < len(items) else _FileBoundary(item)
             item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
         self.channel.file_complete(file, time.perf_counter() - started, len(items),
                                    self.deselected, self.warnings)
@@ -133,14 +136,44 @@ class _RunnerPlugin:
                                 longrepr=_format_exception(exc))
 
     def _collect(self, file: str) -> list[Any]:
+        """Collect one file the way pytest's own collection reaches it, through the same
+        directory nodes every time: asking pytest to collect the path instead would list
+        (and make a node for) every file of its folder, for every file."""
+        session, hook = self.session, self.config.hook
+        path = self.config.rootpath / file.split("::")[0]
+        directory = self.tree.directory(path.parent) if path.is_file() and "::" not in file else None
+        if directory is None:   # a node id, a folder that failed to collect, a declined folder
+            return self._collect_by_argument(file)
+        items: list[Any] = []
+        for collector in directory.ihook.pytest_collect_file(file_path=path, parent=directory):
+            items.extend(session.genitems(collector))
+        session._collection_cache = {}   # genitems' cache would keep every file alive
+        session.items = items
+        hook.pytest_collection_modifyitems(session=session, config=self.config, items=items)
+        hook.pytest_collection_finish(session=session)
+        return items
+
+    def _collect_by_argument(self, file: str) -> list[Any]:
         from _pytest.config import UsageError
-        target = str(self.config.rootpath / file)
         try:
-            return list(self.session.perform_collect([target]))
+            return list(self.session.perform_collect([str(self.config.rootpath / file)]))
         except UsageError as exc:   # the file vanished, or a node id no longer exists
             self.channel.result(file=file, test=file, outcome="error", when="collect",
                                 duration=0.0, message=str(exc), longrepr=str(exc))
             return []
+
+    def _start_file(self, items: list[Any]) -> None:
+        """Tear down what the previous file left set up (its folders' package fixtures)
+        and the new file does not share."""
+        if not items:
+            return
+        try:
+            self.session._setupstate.teardown_exact(items[0])
+        except Exception as exc:
+            self.channel.result(file=self.file, test=self.last_test or self.file,
+                                outcome="error", when="teardown", duration=0.0,
+                                message=f"package teardown: {exc!r}",
+                                longrepr=_format_exception(exc))
 
     # --- what pytest tells us ------------------------------------------------------------
 
@@ -177,13 +210,42 @@ class _RunnerPlugin:
 
 
 class _FileBoundary:
-    """Stands for "the next test" after a file's last one: tear down all but the session."""
+    """Stands for "the next test" after a file's last one: everything inside the file
+    (module, classes) is torn down; its folders (package fixtures) stay up in case the
+    next file is in the same package, and the session stays up for good."""
 
-    def __init__(self, session: Any) -> None:
-        self._chain = [session]
+    def __init__(self, last_item: Any) -> None:
+        chain = last_item.listchain()
+        files = [i for i, node in enumerate(chain) if isinstance(node, pytest.File)]
+        self._chain = chain[:files[0]] if files else chain[:1]
 
     def listchain(self) -> list[Any]:
         return self._chain
+
+
+class _Tree:
+    """The session's directory nodes (Dir, Package), made once per folder and kept, as
+    pytest's own collection makes them: from the top folder inside confcutdir down."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+        self.nodes: dict[Path, Any] = {}
+
+    def directory(self, path: Path) -> Any:
+        if path in self.nodes:
+            return self.nodes[path]
+        pm = self.session.config.pluginmanager
+        above = path.parent
+        if above != path and pm._is_in_confcutdir(above):
+            parent = self.directory(above)
+            if parent is None:
+                return None
+            node = parent.ihook.pytest_collect_directory(path=path, parent=parent)
+        else:
+            node = self.session.gethookproxy(above).pytest_collect_directory(
+                path=path, parent=self.session)
+        self.nodes[path] = node
+        return node
 
 
 def _outcomes(config: Any, reports: list[Any]) -> list[tuple[Any, str]]:
@@ -248,7 +310,7 @@ def _load_config(args: list[str]) -> Any:
         raise StartupError(f"pytest could not start: {exc!r}", _format_exception(exc)) from exc
 
 
-def _find_files(session: Any, config: Any) -> list[str]:
+def _find_files(session: Any, config: Any, tree: _Tree) -> list[str]:
     """The files pytest would collect for its arguments, relative to the rootdir."""
     from _pytest.runner import collect_one_node
     rootpath: Path = config.rootpath
@@ -279,13 +341,14 @@ def _find_files(session: Any, config: Any) -> list[str]:
         if "::" in arg:
             add(path, "::" + arg.split("::", 1)[1])
         elif path.is_dir():
-            directory = session.gethookproxy(path.parent).pytest_collect_directory(
-                path=path, parent=session)
+            directory = tree.directory(path)
             if directory is not None:
                 walk(directory)
         elif path.is_file():
-            for collector in session.gethookproxy(path).pytest_collect_file(
-                    file_path=path, parent=session):
+            parent = tree.directory(path.parent)
+            ihook = parent.ihook if parent is not None else session.gethookproxy(path)
+            for collector in ihook.pytest_collect_file(
+                    file_path=path, parent=parent if parent is not None else session):
                 walk(collector)
         else:
             raise StartupError(f"file or directory not found: {arg}")
