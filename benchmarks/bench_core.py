@@ -333,8 +333,10 @@ def compare_outcomes(serial: dict[str, list[str]], medusa: dict[str, list[str]],
             diffs.append(f"only in serial: {nodeid} ({'/'.join(s)})")
         elif sorted(s) != sorted(m):
             diffs.append(f"differs: {nodeid} serial={'/'.join(s)} medusa={'/'.join(m)}")
-    lines = [f"outcomes equal: {'no' if diffs else 'yes'}"
-             + (f" ({len(diffs)} differences, first {min(limit, len(diffs))}:)" if diffs else "")]
+    head = f"outcomes equal: {'no' if diffs else 'yes'} ({len(serial)} tests in serial, {len(medusa)} in medusa)"
+    if diffs:
+        head += f"; {len(diffs)} difference(s)" + (f", the first {limit}:" if len(diffs) > limit else ":")
+    lines = [head]
     lines += ["    " + d for d in diffs[:limit]]
     return lines
 
@@ -365,21 +367,26 @@ def time_cell(res: Result, runner: str) -> str:
     return f"{median(runs):.2f}{flag}"
 
 
-def ratio_cell(num: float | None, den: float | None) -> str:
-    return f"{num / den:.2f}" if num is not None and den else "-"
+def ratio_cell(num: float | None, den: float | None, flag: str = "") -> str:
+    return f"{num / den:.2f}{flag}" if num is not None and den else "-"
 
 
 def table_rows(results: list[Result]) -> list[list[str]]:
     rows = []
     for res in results:
         med = {r: median(res.runs[r]) if res.runs.get(r) else None for r in RUNNERS}
+        bad = {r: any(run.returncode not in NORMAL_EXIT for run in res.runs.get(r, [])) for r in RUNNERS}
+
+        def flag(*runners: str) -> str:
+            return "!" if any(bad[r] for r in runners) else ""
+
         rows.append([
             res.suite.name, str(res.suite.n),
             time_cell(res, "serial"), time_cell(res, "xdist"), time_cell(res, "medusa"),
-            ratio_cell(med["medusa"], med["serial"]),
-            ratio_cell(med["medusa"], med["xdist"]),
-            ratio_cell(med["medusa"], res.suite.lower_bound),
-            ratio_cell(med["xdist"], res.suite.lower_bound),
+            ratio_cell(med["medusa"], med["serial"], flag("medusa", "serial")),
+            ratio_cell(med["medusa"], med["xdist"], flag("medusa", "xdist")),
+            ratio_cell(med["medusa"], res.suite.lower_bound, flag("medusa")),
+            ratio_cell(med["xdist"], res.suite.lower_bound, flag("xdist")),
         ])
     return rows
 
@@ -437,7 +444,8 @@ def print_report(results: list[Result], notes: list[str], a: argparse.Namespace)
     print(format_text(rows))
     if any("!" in c for r in rows for c in r):
         print("! = some run exited with a code other than 0/1 (see the warnings above)")
-    print("lower-bound = max(total planned seconds / N, longest file), from the generated manifest")
+    if any(r.suite.lower_bound for r in results):
+        print("lower-bound = max(total planned seconds / N, longest file), from the generated manifest")
     print("\nraw wall times (s), one per repeat:")
     print(format_raw(results))
     for res in results:

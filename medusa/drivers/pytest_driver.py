@@ -298,15 +298,30 @@ def _truncate(text: str) -> str:
 
 
 def _load_config(args: list[str]) -> Any:
-    from _pytest.config import ConftestImportFailure, UsageError, _prepareconfig
+    import io
+
+    from _pytest.config import (
+        ConftestImportFailure,
+        UsageError,
+        _prepareconfig,
+        print_conftest_import_error,
+    )
     try:
         return _prepareconfig(args)
     except ConftestImportFailure as exc:
-        raise StartupError(f"ImportError while loading conftest '{exc.path}'",
-                           _format_exception(exc.cause)) from exc
+        text = io.StringIO()   # pytest's own words and its trimmed traceback
+        print_conftest_import_error(exc, file=text)
+        first, _, rest = text.getvalue().partition("\n")
+        raise StartupError(first.rstrip("."), rest) from exc
     except UsageError as exc:
-        raise StartupError("pytest: " + "; ".join(str(a) for a in exc.args)) from exc
-    except Exception as exc:  # a plugin that fails to import, a broken ini file, ...
+        # pytest's text has a usage line and its ini/rootdir: the "error:" line is the news
+        lines = "\n".join(str(a) for a in exc.args).splitlines()
+        errors = [line.split("error: ", 1)[-1] for line in lines if "error: " in line]
+        message = "pytest: " + ("; ".join(errors) if errors else "; ".join(lines))
+        raise StartupError(message, "\n".join(line for line in lines if line.startswith("  "))) from exc
+    except ImportError as exc:    # -p with a plugin that is not installed
+        raise StartupError(f"pytest could not start: {exc}") from exc
+    except Exception as exc:  # a plugin's own bug, a broken ini file, ...
         raise StartupError(f"pytest could not start: {exc!r}", _format_exception(exc)) from exc
 
 

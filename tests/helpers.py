@@ -1,0 +1,293 @@
+"""Helpers for the end-to-end tests: run the real `medusa` command and the real `pytest`
+on small projects, and reduce both to what pytest itself counts per test.
+
+Nothing here mocks pytest, processes or sockets: `run_medusa` starts `bin/medusa` exactly as
+a user would, `serial_outcomes` starts `python -m pytest` with a tiny recording plugin.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+MEDUSA = REPO / "bin" / "medusa"
+
+Outcomes = list[tuple[str, str]]   # sorted (test id, outcome) pairs: a multiset
+
+# The plugin that makes plain pytest tell us, per test, the categories its own terminal
+# summary counts. It is loaded with `-p medusa_test_recorder` from a temporary folder put
+# on PYTHONPATH, and writes JSON to $MEDUSA_RECORDER_OUT at the end of the session.
+RECORDER = '''
+import json
+import os
+
+_config = None
+_records = []
+_counts = {}
+_main_seen = set()
+_deselected = [0]
+_warnings = [0]
+
+
+def pytest_configure(config):
+    global _config
+    _config = config
+
+
+def pytest_runtest_logstart(nodeid, location):
+    _main_seen.discard(nodeid)
+
+
+def pytest_runtest_logreport(report):
+    category = _config.hook.pytest_report_teststatus(report=report, config=_config)[0]
+    if not category:
+        return
+    _counts[category] = _counts.get(category, 0) + 1   # what pytest's summary line counts
+    if report.when == "teardown":
+        _records.append((report.nodeid, category))
+    elif report.nodeid not in _main_seen:
+        _main_seen.add(report.nodeid)
+        _records.append((report.nodeid, category))
+
+
+def pytest_collectreport(report):
+    if report.failed:
+        _records.append((report.nodeid, "error"))
+        _counts["error"] = _counts.get("error", 0) + 1
+    elif report.skipped:
+        _records.append((report.nodeid, "skipped"))
+        _counts["skipped"] = _counts.get("skipped", 0) + 1
+
+
+def pytest_deselected(items):
+    _deselected[0] += len(items)
+
+
+def pytest_warning_recorded(warning_message, when, nodeid, location):
+    _warnings[0] += 1
+
+
+def pytest_sessionfinish(session, exitstatus):
+    with open(os.environ["MEDUSA_RECORDER_OUT"], "w", encoding="utf-8") as out:
+        json.dump({"outcomes": _records, "counts": _counts, "deselected": _deselected[0],
+                   "warnings": _warnings[0], "exitstatus": int(exitstatus)}, out)
+'''
+
+
+@dataclass
+class MedusaRun:
+    exit_code: int
+    stdout: str
+    stderr: str
+    events: list[dict] = field(default_factory=list)
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    @property
+    def results(self) -> list[dict]:
+        return [e for e in self.events if e["event"] == "result"]
+
+    @property
+    def outcomes(self) -> Outcomes:
+        return medusa_outcomes(self.events)
+
+    @property
+    def finished(self) -> dict:
+        ends = [e for e in self.events if e["event"] == "build_finished"]
+        assert len(ends) == 1, f"expected one build_finished event, got {len(ends)}\n{self}"
+        return ends[0]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return self.finished["counts"]
+
+    def result(self, test: str) -> dict:
+        found = [r for r in self.results if r["test"] == test]
+        assert found, f"no result for {test!r}; results: {[r['test'] for r in self.results]}"
+        return found[0]
+
+    def __str__(self) -> str:
+        return (f"medusa exit code {self.exit_code}\n--- stdout ---\n{self.stdout}"
+                f"\n--- stderr ---\n{self.stderr}")
+
+
+@dataclass
+class SerialRun:
+    exit_code: int
+    stdout: str
+    stderr: str
+    outcomes: Outcomes | None      # None when pytest never reached the end of its session
+    deselected: int = 0
+    warnings: int = 0
+    counts: dict[str, int] = field(default_factory=dict)   # as pytest's summary line counts
+
+    def __str__(self) -> str:
+        return (f"pytest exit code {self.exit_code}\n--- stdout ---\n{self.stdout}"
+                f"\n--- stderr ---\n{self.stderr}")
+
+
+def write_project(root: Path, files: dict[str, str]) -> Path:
+    """Write `files` (relative path -> content, dedented) under `root`; returns `root`."""
+    root = Path(root)
+    for name, content in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(content).lstrip("\n"), encoding="utf-8")
+    return root
+
+
+def run_medusa(project: Path, *args: str, runners: int = 2, pytest_args=(),
+               timeout: float = 120, env: dict[str, str] | None = None) -> MedusaRun:
+    """Run `bin/medusa --local N ARGS --format json:... [-- PYTEST_ARGS]` in `project`."""
+    scratch = Path(tempfile.mkdtemp(prefix="medusa-test-events-"))
+    events_path = scratch / "events.jsonl"
+    command = [sys.executable, str(MEDUSA), "--local", str(runners), *args,
+               "--format", f"json:{events_path}"]
+    if pytest_args:
+        command += ["--", *pytest_args]
+    try:
+        process = subprocess.Popen(command, cwd=project, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True,
+                                   env=_environment(env), start_new_session=True)
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            stdout, stderr = _stop(process)
+            raise AssertionError(
+                f"medusa did not finish within {timeout} s: {command}\n"
+                f"--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}") from None
+        events = []
+        if events_path.exists():
+            for line in events_path.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    events.append(json.loads(line))
+        return MedusaRun(process.returncode, stdout, stderr, events)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def serial_outcomes(project: Path, pytest_args=(), timeout: float = 120,
+                    env: dict[str, str] | None = None, cache: bool = False) -> SerialRun:
+    """Run the real pytest serially in `project` and return what it counted per test.
+    `cache=True` keeps pytest's cache plugin (for --lf and friends)."""
+    scratch = Path(tempfile.mkdtemp(prefix="medusa-test-recorder-"))
+    try:
+        (scratch / "medusa_test_recorder.py").write_text(RECORDER, encoding="utf-8")
+        out = scratch / "outcomes.json"
+        environment = _environment(env)
+        environment["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(scratch), environment.get("PYTHONPATH", "")) if p)
+        environment["MEDUSA_RECORDER_OUT"] = str(out)
+        command = [sys.executable, "-P", "-m", "pytest",
+                   *(() if cache else ("-p", "no:cacheprovider")),
+                   "--continue-on-collection-errors", "-p", "medusa_test_recorder",
+                   *pytest_args]
+        completed = subprocess.run(command, cwd=project, capture_output=True, text=True,
+                                   env=environment, timeout=timeout)
+        outcomes, deselected, warnings, counts = None, 0, 0, {}
+        if out.exists():
+            data = json.loads(out.read_text(encoding="utf-8"))
+            outcomes = sorted((test, outcome) for test, outcome in data["outcomes"])
+            deselected, warnings, counts = data["deselected"], data["warnings"], data["counts"]
+        return SerialRun(completed.returncode, completed.stdout, completed.stderr,
+                         outcomes, deselected, warnings, counts)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def medusa_outcomes(events: list[dict]) -> Outcomes:
+    """The same multiset as serial_outcomes, from medusa's result events."""
+    return sorted((e["test"], e["outcome"]) for e in events if e["event"] == "result")
+
+
+def check_consistent(run: MedusaRun) -> None:
+    """What must hold for every build that got as far as running tests."""
+    finished = run.finished
+    assert finished["exit_code"] == run.exit_code, run
+    for result in run.results:
+        assert "\n" not in result["message"], f"message is not one line: {result}"
+        assert result["when"] in ("setup", "call", "teardown", "collect"), result
+    assert finished["not_run"] == [], run
+    counted = Counter(outcome for _, outcome in run.outcomes)
+    for outcome, number in counted.items():
+        assert finished["counts"].get(outcome, 0) == number, (outcome, finished["counts"])
+    begins = [e for e in run.events if e["event"] == "worker_begin"]
+    completed = [e["file"] for e in run.events if e["event"] == "file_complete"]
+    if begins:
+        # Nothing is lost: every file found was run and completed exactly once.
+        assert sorted(completed) == sorted(begins[0]["files"]), run
+
+
+def assert_same_as_pytest(project: Path, *paths: str, pytest_args=(), runners: int = 2,
+                          env: dict[str, str] | None = None) -> tuple[MedusaRun, SerialRun]:
+    """Run both, and assert medusa counted every test as pytest did, with its exit code."""
+    serial = serial_outcomes(project, pytest_args=(*pytest_args, *paths), env=env)
+    assert serial.outcomes is not None, f"pytest did not finish its session\n{serial}"
+    run = run_medusa(project, *paths, runners=runners, pytest_args=pytest_args, env=env)
+    assert run.outcomes == serial.outcomes, (
+        f"medusa and pytest disagree\nonly medusa: {_minus(run.outcomes, serial.outcomes)}\n"
+        f"only pytest: {_minus(serial.outcomes, run.outcomes)}\n{run}\n{serial}")
+    assert run.exit_code == serial.exit_code, f"{run}\n{serial}"
+    check_consistent(run)
+    # the summary line: every outcome counted as pytest counts it, deselected included
+    assert outcome_counts(run) == serial.counts, f"{run.counts}\n{serial}"
+    assert run.counts.get("deselected", 0) == serial.deselected, f"{run.counts}\n{serial}"
+    assert summary_line(run.stdout) == summary_line(serial.stdout), f"{run}\n{serial}"
+    return run, serial
+
+
+def summary_line(output: str) -> str:
+    """The last line of a pytest-style report without its rules and its duration:
+    "===== 1 failed, 4 passed in 0.66s =====" -> "1 failed, 4 passed"."""
+    lines = [line for line in output.strip().splitlines() if line.strip()]
+    if not lines:
+        return ""
+    text = lines[-1].strip().strip("=").strip()
+    return re.sub(r"\s+in [0-9.]+s( \([0-9:]+\))?$", "", text)
+
+
+def outcome_counts(run: MedusaRun) -> dict[str, int]:
+    """medusa's summary counts without the two that are not test outcomes."""
+    return {name: n for name, n in run.counts.items()
+            if name not in ("deselected", "warnings") and n}
+
+
+def _minus(a: Outcomes, b: Outcomes) -> Outcomes:
+    return sorted((Counter(a) - Counter(b)).elements())
+
+
+def _environment(extra: dict[str, str] | None) -> dict[str, str]:
+    environment = dict(os.environ)
+    # The suite may itself run under medusa: a project's runners must not think they are
+    # ours, and a stray PYTEST_ADDOPTS would change both sides at once anyway.
+    for name in ("MEDUSA_WORKER", "MEDUSA_RUNNER", "MEDUSA_RUNNERS", "MEDUSA_RUN_ID",
+                 "PYTEST_ADDOPTS", "PYTEST_CURRENT_TEST"):
+        environment.pop(name, None)
+    environment.update(extra or {})
+    return environment
+
+
+def _stop(process: subprocess.Popen) -> tuple[str, str]:
+    """A medusa that overran: SIGTERM (it winds down), then SIGKILL."""
+    for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+        try:
+            process.send_signal(sig)
+        except ProcessLookupError:
+            pass
+        try:
+            return process.communicate(timeout=grace)
+        except subprocess.TimeoutExpired:
+            continue
+    return "", ""
