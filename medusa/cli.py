@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run_build(argv)
     except UsageError as exc:
-        print(f"medusa: error: {exc}\nusage: {USAGE}", file=sys.stderr)
+        print(f"medusa: error: {exc} (see medusa --help)", file=sys.stderr)
         return USAGE_ERROR
     except KeyboardInterrupt:
         print("medusa: interrupted", file=sys.stderr)
@@ -91,8 +91,8 @@ def run_build(argv: list[str]) -> int:
     parser = build_parser()
     options, unknown = parser.parse_known_args(own)
     if unknown:
-        raise UsageError(f"unrecognized arguments: {' '.join(unknown)} "
-                         f"(framework options go after --, e.g. medusa -- {unknown[0]})")
+        raise UsageError(f"unrecognized arguments: {' '.join(unknown)}; "
+                         f"framework options go after --, e.g. medusa -- {unknown[0]}")
     check_paths(options.paths)
     runners, reason = _decide_runners(options.local)
     formats = [_parse_format(spec) for spec in options.format]

@@ -160,9 +160,10 @@ def summary_text(event: events.BuildFinished) -> str:
     parts = [f"{n} {_plural(n, name)}" for name, n in event.counts]
     if event.not_run:
         parts.append(f"{len(event.not_run)} files not run")
-    if not parts:
-        parts.append(event.message or "no tests ran")
-    return f"{', '.join(parts)} in {event.duration:.2f}s"
+    text = ", ".join(parts) or event.message or "no tests ran"
+    if parts and event.message:
+        text += f" ({event.message})"
+    return f"{text} in {event.duration:.2f}s"
 
 
 def _plural(count: int, noun: str) -> str:
