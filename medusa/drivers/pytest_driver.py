@@ -34,7 +34,6 @@ class PytestDriver:
     def __init__(self) -> None:
         self.config: Any = None
         self.session: Any = None
-        self.tree: _Tree | None = None
 
     # --- worker side ---------------------------------------------------------------------
 
@@ -51,8 +50,7 @@ class PytestDriver:
             capture.stop_global_capturing()
         from _pytest.main import Session
         self.session = Session.from_config(self.config)
-        self.tree = _Tree(self.session)
-        files = _find_files(self.session, self.config, self.tree)
+        files = _find_files(self.session, self.config)
         return Prepared(rootdir=str(self.config.rootpath),
                         framework=f"pytest {pytest.__version__}", files=tuple(files))
 
@@ -73,7 +71,7 @@ class PytestDriver:
         # Counting failures towards --maxfail is the master's job, over all runners.
         config.option.maxfail = 0
         session.testsfailed = 0
-        plugin = _RunnerPlugin(channel, session, self.tree)
+        plugin = _RunnerPlugin(channel, session, _Tree(session))
         config.pluginmanager.register(plugin, "medusa-runner")
         exitstatus = 0
         try:
@@ -140,12 +138,11 @@ class _RunnerPlugin:
         directory nodes every time: asking pytest to collect the path instead would list
         (and make a node for) every file of its folder, for every file."""
         session, hook = self.session, self.config.hook
-        path = self.config.rootpath / file.split("::")[0]
-        directory = self.tree.directory(path.parent) if path.is_file() and "::" not in file else None
-        if directory is None:   # a node id, a folder that failed to collect, a declined folder
+        collectors = [] if "::" in file else self.tree.files(self.config.rootpath / file)
+        if not collectors:   # a node id, a folder that failed to collect, a declined folder
             return self._collect_by_argument(file)
         items: list[Any] = []
-        for collector in directory.ihook.pytest_collect_file(file_path=path, parent=directory):
+        for collector in collectors:
             items.extend(session.genitems(collector))
         session._collection_cache = {}   # genitems' cache would keep every file alive
         session.items = items
@@ -224,28 +221,49 @@ class _FileBoundary:
 
 
 class _Tree:
-    """The session's directory nodes (Dir, Package), made once per folder and kept, as
-    pytest's own collection makes them: from the top folder inside confcutdir down."""
+    """pytest's directory nodes (Dir, Package) of one runner, each collected once.
+
+    A directory is listed the first time a file in it is run (pytest's own collection of
+    it: conftest fixtures are bound to it then), and its nodes are reused for every later
+    file, so package fixtures keep their identity and no folder is listed twice.
+    """
 
     def __init__(self, session: Any) -> None:
         self.session = session
         self.nodes: dict[Path, Any] = {}
+        self.listings: dict[Path, list[Any]] = {}
+
+    def files(self, path: Path) -> list[Any]:
+        """The File collectors pytest makes for this path in its folder (none: unknown)."""
+        directory = self.directory(path.parent)
+        if directory is None:
+            return []
+        return [node for node in self.listing(directory)
+                if isinstance(node, pytest.File) and node.path == path]
 
     def directory(self, path: Path) -> Any:
-        if path in self.nodes:
-            return self.nodes[path]
-        pm = self.session.config.pluginmanager
+        if path not in self.nodes:
+            self.nodes[path] = self._make_directory(path)
+        return self.nodes[path]
+
+    def _make_directory(self, path: Path) -> Any:
         above = path.parent
-        if above != path and pm._is_in_confcutdir(above):
-            parent = self.directory(above)
-            if parent is None:
-                return None
-            node = parent.ihook.pytest_collect_directory(path=path, parent=parent)
-        else:
-            node = self.session.gethookproxy(above).pytest_collect_directory(
+        if above == path or not self.session.config.pluginmanager._is_in_confcutdir(above):
+            # the top folder of the tree, as pytest's Session starts it
+            return self.session.gethookproxy(above).pytest_collect_directory(
                 path=path, parent=self.session)
-        self.nodes[path] = node
-        return node
+        parent = self.directory(above)
+        if parent is None:
+            return None
+        return next((node for node in self.listing(parent)
+                     if isinstance(node, pytest.Directory) and node.path == path), None)
+
+    def listing(self, directory: Any) -> list[Any]:
+        if directory.path not in self.listings:
+            from _pytest.runner import collect_one_node
+            report = collect_one_node(directory)
+            self.listings[directory.path] = list(report.result) if report.passed else []
+        return self.listings[directory.path]
 
 
 def _outcomes(config: Any, reports: list[Any]) -> list[tuple[Any, str]]:
@@ -325,7 +343,7 @@ def _load_config(args: list[str]) -> Any:
         raise StartupError(f"pytest could not start: {exc!r}", _format_exception(exc)) from exc
 
 
-def _find_files(session: Any, config: Any, tree: _Tree) -> list[str]:
+def _find_files(session: Any, config: Any) -> list[str]:
     """The files pytest would collect for its arguments, relative to the rootdir."""
     from _pytest.runner import collect_one_node
     rootpath: Path = config.rootpath
@@ -356,14 +374,13 @@ def _find_files(session: Any, config: Any, tree: _Tree) -> list[str]:
         if "::" in arg:
             add(path, "::" + arg.split("::", 1)[1])
         elif path.is_dir():
-            directory = tree.directory(path)
+            directory = session.gethookproxy(path.parent).pytest_collect_directory(
+                path=path, parent=session)
             if directory is not None:
                 walk(directory)
         elif path.is_file():
-            parent = tree.directory(path.parent)
-            ihook = parent.ihook if parent is not None else session.gethookproxy(path)
-            for collector in ihook.pytest_collect_file(
-                    file_path=path, parent=parent if parent is not None else session):
+            for collector in session.gethookproxy(path).pytest_collect_file(
+                    file_path=path, parent=session):
                 walk(collector)
         else:
             raise StartupError(f"file or directory not found: {arg}")
