@@ -43,7 +43,6 @@ class WorkerState:
     conn: Connection | None = None
     began: bool = False
     ended: bool = False
-    told_no_more_work: bool = False
     in_flight: dict[int, str] = field(default_factory=dict)   # runner -> file
     waiting: list[int] = field(default_factory=list)          # runners without work
 
@@ -144,7 +143,6 @@ class Master:
         self.emit(message)
         if self.scheduler is None:
             self.scheduler = Scheduler(list(message.files))
-        self.maybe_wind_down()
 
     def on_worker_startup_failure(self, worker: WorkerState,
                                   message: messages.WorkerStartupFailure) -> None:
@@ -156,7 +154,6 @@ class Master:
         worker.in_flight.pop(message.runner, None)
         worker.waiting.append(message.runner)
         self.hand_out_work()
-        self.maybe_wind_down()
 
     def on_result(self, worker: WorkerState, message: messages.Result) -> None:
         self.counts[message.outcome] += 1
@@ -180,7 +177,6 @@ class Master:
             self.scheduler.finished(message.file)
             self.not_run.append(events.NotRun(
                 message.file, f"runner {worker.name}/{message.runner} died ({message.reason})"))
-        self.maybe_wind_down()
 
     def on_died(self, worker: WorkerState, message: messages.Died) -> None:
         self.end_worker(worker)
@@ -188,26 +184,20 @@ class Master:
     # --- work ----------------------------------------------------------------------------
 
     def hand_out_work(self) -> None:
+        """Give every waiting runner a file; with the queue empty, let it go (the seed's
+        NoMoreWork), so it ends its session while the others finish."""
         if self.scheduler is None:
             return
         for worker in self.workers:
             while worker.waiting and not worker.ended:
+                runner = worker.waiting.pop(0)
                 file = self.scheduler.next_file()
                 if file is None:
-                    return
-                runner = worker.waiting.pop(0)
+                    self.send(worker, messages.NoMoreWork(runner))
+                    continue
                 worker.in_flight[runner] = file
                 self.send(worker, messages.RunFile(runner, file))
                 self.emit(events.FileStarted(worker.name, runner, file))
-
-    def maybe_wind_down(self) -> None:
-        """When nothing is queued or running, tell every worker to end its runners."""
-        if self.scheduler is None or not self.scheduler.done:
-            return
-        for worker in self.workers:
-            if worker.began and not worker.ended and not worker.told_no_more_work:
-                worker.told_no_more_work = True
-                self.send(worker, messages.NoMoreWork())
 
     def send(self, worker: WorkerState, message: object) -> None:
         assert worker.conn is not None

@@ -111,7 +111,9 @@ class FileComplete:
 
 @dataclass(frozen=True)
 class NoMoreWork:
-    """Master -> worker: the queue is empty and nothing is in flight; wind down."""
+    """Master -> worker, the answer to a runner's RequestFile when the queue is empty:
+    that runner ends its session now, while the others finish their last files."""
+    runner: int
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ class RunnerSlot:
     conn: Connection
     file: str = ""            # what it is running; "" when idle
     waiting: bool = False     # it asked for a file and has no answer yet
+    stopping: bool = False    # it was told to end
 
 
 def main(argv: list[str]) -> int:
@@ -49,7 +50,6 @@ class Worker:
         self.master = master
         self.cfg = configure
         self.runners: dict[int, RunnerSlot] = {}
-        self.winding_down = False
         self.lost: list[str] = []
 
     def run(self) -> int:
@@ -108,10 +108,7 @@ class Worker:
             slot.file, slot.waiting = message.file, False
             transport.send(slot.conn, message)
         elif isinstance(message, messages.NoMoreWork):
-            self.winding_down = True
-            for slot in self.runners.values():
-                if slot.waiting:
-                    self.stop_runner(slot)
+            self.stop_runner(self.runners[message.runner])
         elif isinstance(message, messages.Shutdown):
             self.kill_runners()
             raise SystemExit(2)
@@ -124,22 +121,19 @@ class Worker:
             return
         if isinstance(message, messages.RequestFile):
             slot.file, slot.waiting = "", True
-            if self.winding_down:
-                self.stop_runner(slot)
-                return
         elif isinstance(message, messages.FileComplete):
             slot.file = ""
         self.send(message)
 
     def stop_runner(self, slot: RunnerSlot) -> None:
-        slot.waiting = False
+        slot.waiting, slot.stopping = False, True
         transport.send(slot.conn, messages.Shutdown("no more work"))
 
     def runner_ended(self, slot: RunnerSlot) -> None:
         del self.runners[slot.index]
         slot.conn.close()
         status = _reap(slot.pid)
-        if status == 0 and not slot.file and self.winding_down:
+        if status == 0 and slot.stopping:
             return
         reason = _describe_status(status)
         self.lost.append(f"runner {slot.index}: {reason}")

@@ -40,6 +40,7 @@ class PytestDriver:
     def prepare(self, paths: tuple[str, ...], framework_args: tuple[str, ...]) -> Prepared:
         self._check_version(pytest.__version__)
         self.config = _load_config([*framework_args, *paths])
+        _keep_xdist_out(self.config)
         try:
             self.config._do_configure()
         except Exception as exc:
@@ -385,6 +386,15 @@ def _find_files(session: Any, config: Any) -> list[str]:
         else:
             raise StartupError(f"file or directory not found: {arg}")
     return list(found)
+
+
+def _keep_xdist_out(config: Any) -> None:
+    """medusa is the one that runs in parallel: an `-n auto` in the project's addopts
+    must not make every runner start pytest-xdist workers of its own."""
+    if config.pluginmanager.hasplugin("xdist"):
+        config.option.dist = "no"
+        config.option.numprocesses = None
+        config.option.tx = []
 
 
 def _give_runner_its_own_basetemp(config: Any, runner: int) -> None:

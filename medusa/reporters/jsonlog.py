@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import time
 
 from medusa.messages import event_name
 from medusa.reporters import Reporter
@@ -17,7 +18,8 @@ class JsonReporter(Reporter):
         self._file = open(path, "w", encoding="utf-8")
 
     def handle(self, event: object) -> None:
-        self._file.write(json.dumps(to_json(event), ensure_ascii=False) + "\n")
+        record = {**to_json(event), "time": time.time()}   # when the master got it
+        self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
         self._file.flush()
 
     def close(self) -> None:
