@@ -74,6 +74,7 @@ ALIASES = {"skewed-sleep": "skewed", "cpu-skewed": "cpu"}
 # Loaded into serial pytest with -p for --check-outcomes: records {nodeid: [category, ...]}
 # where category is what the terminal reporter counts (passed, failed, error, skipped,
 # xfailed, xpassed): the first non-empty one of setup/call, plus "error" if teardown fails.
+# Subtest reports (pytest >= 9, pytest-subtests) are left out: they share the test's node id.
 OUTCOME_PLUGIN_NAME = "_medusa_bench_outcomes"
 OUTCOME_PLUGIN = '''
 import json
@@ -89,6 +90,8 @@ def pytest_configure(config):
 
 
 def pytest_runtest_logreport(report):
+    if type(report).__name__.lower() == "subtestreport":
+        return  # a subtest; a failed one also fails its test's own report
     category = _config.hook.pytest_report_teststatus(report=report, config=_config)[0]
     if not category:
         return

@@ -148,32 +148,47 @@ def write_project(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
+def medusa_command(events_path: Path, *args: str, runners: int = 2, pytest_args=()) -> list[str]:
+    command = [sys.executable, str(MEDUSA), "--local", str(runners), *args,
+               "--format", f"json:{events_path}"]
+    if pytest_args:
+        command += ["--", *pytest_args]
+    return command
+
+
+def start_medusa(project: Path, events_path: Path, *args: str, runners: int = 2,
+                 pytest_args=(), env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start medusa without waiting for it (in its own session, as from a terminal)."""
+    return subprocess.Popen(medusa_command(events_path, *args, runners=runners,
+                                           pytest_args=pytest_args),
+                            cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=_environment(env), start_new_session=True)
+
+
+def read_events(events_path: Path) -> list[dict]:
+    if not events_path.exists():
+        return []
+    lines = events_path.read_text(encoding="utf-8").splitlines()
+    # a line being written may be incomplete: only whole lines count
+    return [json.loads(line) for line in lines if line.strip().endswith("}")]
+
+
 def run_medusa(project: Path, *args: str, runners: int = 2, pytest_args=(),
                timeout: float = 120, env: dict[str, str] | None = None) -> MedusaRun:
     """Run `bin/medusa --local N ARGS --format json:... [-- PYTEST_ARGS]` in `project`."""
     scratch = Path(tempfile.mkdtemp(prefix="medusa-test-events-"))
     events_path = scratch / "events.jsonl"
-    command = [sys.executable, str(MEDUSA), "--local", str(runners), *args,
-               "--format", f"json:{events_path}"]
-    if pytest_args:
-        command += ["--", *pytest_args]
     try:
-        process = subprocess.Popen(command, cwd=project, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True,
-                                   env=_environment(env), start_new_session=True)
+        process = start_medusa(project, events_path, *args, runners=runners,
+                               pytest_args=pytest_args, env=env)
         try:
             stdout, stderr = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            stdout, stderr = _stop(process)
+            stdout, stderr = stop_medusa(process)
             raise AssertionError(
-                f"medusa did not finish within {timeout} s: {command}\n"
+                f"medusa did not finish within {timeout} s: {process.args}\n"
                 f"--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}") from None
-        events = []
-        if events_path.exists():
-            for line in events_path.read_text(encoding="utf-8").splitlines():
-                if line.strip():
-                    events.append(json.loads(line))
-        return MedusaRun(process.returncode, stdout, stderr, events)
+        return MedusaRun(process.returncode, stdout, stderr, read_events(events_path))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -279,7 +294,7 @@ def _environment(extra: dict[str, str] | None) -> dict[str, str]:
     return environment
 
 
-def _stop(process: subprocess.Popen) -> tuple[str, str]:
+def stop_medusa(process: subprocess.Popen) -> tuple[str, str]:
     """A medusa that overran: SIGTERM (it winds down), then SIGKILL."""
     for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
         try:

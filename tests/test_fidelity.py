@@ -5,7 +5,6 @@ command in parallel, and compares the multisets of (test id, outcome) and the ex
 """
 from __future__ import annotations
 
-import os
 from collections import Counter
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from helpers import (
     outcome_counts,
     run_medusa,
     serial_outcomes,
+    summary_line,
     write_project,
 )
 
@@ -191,6 +191,35 @@ def test_conftest_fixtures_override_at_every_level(tmp_path):
     assert Counter(o for _, o in run.outcomes) == {"passed": 5, "failed": 1}
 
 
+def test_conftest_of_a_folder_the_runner_enters_later(tmp_path):
+    """A runner runs many files in one session: the fixtures of tests/b/conftest.py must
+    still apply when tests/b is reached after files of other folders (pytest 9.2 binds
+    conftest fixtures to their folder's node when that folder is first collected)."""
+    project = write_project(tmp_path / "p", {
+        "tests/a/test_first.py": "def test_first():\n    pass\n",
+        "tests/b/conftest.py": """
+            import pytest
+
+            @pytest.fixture
+            def b_only():
+                return "b"
+
+            @pytest.fixture(autouse=True)
+            def b_autouse(request):
+                request.node.b_autouse_ran = True
+        """,
+        "tests/b/test_b.py": """
+            def test_uses_b_fixture(b_only):
+                assert b_only == "b"
+
+            def test_b_autouse(request):
+                assert getattr(request.node, "b_autouse_ran", False)
+        """,
+    })
+    run, _ = assert_same_as_pytest(project, runners=1)
+    assert run.counts == {"passed": 3}
+
+
 # --- parametrize, classes, unittest -----------------------------------------------------
 
 def test_parametrize_with_odd_ids(tmp_path):
@@ -256,13 +285,6 @@ def test_classes_and_unittest(tmp_path):
                 class TestInner:
                     def test_b(self):
                         assert False, "inner fails"
-
-            class TestWithInit:
-                def __init__(self):   # pytest warns and does not collect it
-                    pass
-
-                def test_never(self):
-                    pass
         """,
         "tests/test_unit.py": """
             import os
@@ -627,6 +649,69 @@ def test_captured_output_is_in_the_result_sections(tmp_path):
     # the failure and its captured output reach the console report too
     assert "before failing" in run.stdout
     assert "FAILED tests/test_output.py::test_prints_and_fails" in run.stdout
+
+
+def test_output_of_tests_run_with_s_reaches_the_user(tmp_path):
+    """`-s` turns capturing off so that a test's prints go straight to the terminal:
+    pytest shows them; medusa must not drop them."""
+    project = write_project(tmp_path / "p", {
+        "test_loud.py": """
+            import sys
+
+            def test_loud():
+                print("VISIBLE-ON-STDOUT")
+                print("VISIBLE-ON-STDERR", file=sys.stderr)
+        """,
+    })
+    run, serial = assert_same_as_pytest(project, pytest_args=("-s",))
+    assert "VISIBLE-ON-STDOUT" in serial.stdout
+    assert "VISIBLE-ON-STDOUT" in run.output, run
+    assert "VISIBLE-ON-STDERR" in run.output, run
+
+
+def test_json_events_follow_the_contract(tmp_path):
+    project = write_project(tmp_path / "p", {
+        "tests/test_a.py": """
+            import pytest
+
+            def test_pass():
+                print("out")
+
+            def test_fail():
+                assert 0
+
+            @pytest.mark.skip(reason="no")
+            def test_skip():
+                pass
+        """,
+        "tests/test_bad.py": "import nope_not_here\n",
+    })
+    run, _ = assert_same_as_pytest(project)
+    kinds = [e["event"] for e in run.events]
+    assert kinds[0] == "build_started" and kinds[-1] == "build_finished"
+    assert kinds.count("worker_begin") == 1
+    types = {"worker": str, "runner": str, "runner_index": int, "file": str, "test": str,
+             "outcome": str, "when": str, "duration": (int, float), "message": str,
+             "longrepr": str, "sections": list, "path": str, "line": int}
+    for result in run.results:
+        for key, kind in types.items():
+            assert isinstance(result.get(key), kind), (key, result)
+        assert result["runner"] == f"{result['worker']}/{result['runner_index']}"
+        assert result["duration"] >= 0
+        for section in result["sections"]:
+            assert set(section) == {"title", "text"}
+        assert result["test"].startswith(result["file"])
+    begin = next(e for e in run.events if e["event"] == "worker_begin")
+    assert begin["files"] == ["tests/test_a.py", "tests/test_bad.py"]
+    for complete in (e for e in run.events if e["event"] == "file_complete"):
+        for key in ("file", "tests", "deselected", "warnings"):
+            assert key in complete, complete
+    assert dict(run.outcomes)["tests/test_a.py::test_fail"] == "failed"
+    failed = run.result("tests/test_a.py::test_fail")
+    assert failed["message"] == "assert 0" and "tests/test_a.py:" in failed["longrepr"]
+    finished = run.finished
+    assert set(finished) >= {"exit_code", "counts", "not_run", "message"}
+    assert finished["counts"] == {"failed": 1, "passed": 1, "skipped": 1, "error": 1}
 
 
 # --- collection errors ---------------------------------------------------------------------
@@ -1128,6 +1213,34 @@ def test_warnings_counted_like_pytest(tmp_path):
     assert serial.warnings == 3
     assert run.counts.get("warnings") == 3, run.counts
     assert "3 warnings" in run.stdout.strip().splitlines()[-1]
+
+
+def test_collection_warnings_counted_like_pytest(tmp_path):
+    """Warnings raised while a file is collected (a test class pytest cannot collect, a
+    deprecation at import) are in pytest's summary line: "1 passed, 2 warnings"."""
+    project = write_project(tmp_path / "p", {
+        "test_collect_warns.py": """
+            import warnings
+
+            warnings.warn("deprecated at import", DeprecationWarning)
+
+            class TestWithInit:
+                def __init__(self):   # pytest warns and does not collect it
+                    pass
+
+                def test_never(self):
+                    pass
+
+            def test_ok():
+                pass
+        """,
+    })
+    serial = serial_outcomes(project)
+    assert serial.warnings == 2, serial
+    run = run_medusa(project)
+    assert run.outcomes == serial.outcomes
+    assert run.counts.get("warnings", 0) == serial.warnings, run.counts
+    assert summary_line(run.stdout) == summary_line(serial.stdout)
 
 
 def test_the_suite_of_a_project_without_configuration(tmp_path):

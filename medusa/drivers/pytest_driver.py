@@ -41,6 +41,7 @@ class PytestDriver:
         self._check_version(pytest.__version__)
         self.config = _load_config([*framework_args, *paths])
         _keep_xdist_out(self.config)
+        _fresh_basetemp(self.config)
         try:
             self.config._do_configure()
         except Exception as exc:
@@ -68,7 +69,9 @@ class PytestDriver:
         _give_runner_its_own_basetemp(config, runner)
         capture = config.pluginmanager.getplugin("capturemanager")
         if capture is not None:
+            # as pytest leaves it after start-up: capturing, but suspended between tests
             capture.start_global_capturing()
+            capture.suspend_global_capture()
         # Counting failures towards --maxfail is the master's job, over all runners.
         config.option.maxfail = 0
         session.testsfailed = 0
@@ -115,7 +118,8 @@ class _RunnerPlugin:
     def run_file(self, file: str) -> None:
         started = time.perf_counter()
         self.file, self.deselected, self.warnings = file, 0, 0
-        items = self._collect(file)
+        with _collection_warnings(self.config):
+            items = self._collect(file)
         self._start_file(items)
         for index, item in enumerate(items):
             nextitem = items[index + 1] if index + 1 < len(items) else _FileBoundary(item)
@@ -148,7 +152,8 @@ class _RunnerPlugin:
         session._collection_cache = {}   # genitems' cache would keep every file alive
         session.items = items
         hook.pytest_collection_modifyitems(session=session, config=self.config, items=items)
-        hook.pytest_collection_finish(session=session)
+        # No pytest_collection_finish: pytest 9.2 drops the conftests of every folder not
+        # collected yet when it runs, and this runner's collection is not finished.
         return items
 
     def _collect_by_argument(self, file: str) -> list[Any]:
@@ -201,7 +206,7 @@ class _RunnerPlugin:
         for report, outcome in _outcomes(self.config, reports):
             path, line = _location(report)
             self.channel.result(
-                file=self.file, test=nodeid, outcome=outcome, when=report.when,
+                file=self.file, test=_test_id(report), outcome=outcome, when=report.when,
                 duration=sum(r.duration for r in reports), message=_one_line(report),
                 longrepr=_longrepr(report), sections=_sections(reports[-1]),
                 path=path, line=line)
@@ -267,17 +272,33 @@ class _Tree:
         return self.listings[directory.path]
 
 
+def _collection_warnings(config: Any) -> Any:
+    """Warnings raised while a file is collected are recorded (and filtered, so that
+    `filterwarnings = error` applies) as pytest's own collection does it."""
+    import contextlib
+    try:
+        from _pytest.warnings import catch_warnings_for_item
+    except ImportError:
+        return contextlib.nullcontext()
+    return catch_warnings_for_item(config=config, ihook=config.hook, when="collect", item=None)
+
+
 def _outcomes(config: Any, reports: list[Any]) -> list[tuple[Any, str]]:
-    """The results pytest would count for one test: its setup-or-call outcome, plus an
-    error when its teardown failed. Categories come from pytest (and its plugins)."""
+    """The results pytest counts for one test: every report that pytest's (and its
+    plugins') pytest_report_teststatus puts in a category. That is the setup-or-call
+    outcome, an error for a failing teardown, and one per reported subtest."""
     counted = []
     for report in reports:
         category = config.hook.pytest_report_teststatus(report=report, config=config)[0]
-        if not category:
-            continue
-        if report.when == "teardown" or not counted:
+        if category:
             counted.append((report, category))
     return counted
+
+
+def _test_id(report: Any) -> str:
+    """A subtest's result is named after its test and its own description."""
+    describe = getattr(report, "_sub_test_description", None)
+    return f"{report.nodeid} {describe()}".rstrip() if describe else report.nodeid
 
 
 def _location(report: Any) -> tuple[str, int]:
@@ -395,6 +416,15 @@ def _keep_xdist_out(config: Any) -> None:
         config.option.dist = "no"
         config.option.numprocesses = None
         config.option.tx = []
+
+
+def _fresh_basetemp(config: Any) -> None:
+    """With --basetemp pytest empties the folder when it starts: done once, in the worker."""
+    given = config.option.basetemp
+    if given:
+        import shutil
+        shutil.rmtree(given, ignore_errors=True)
+        os.makedirs(given, exist_ok=True)
 
 
 def _give_runner_its_own_basetemp(config: Any, runner: int) -> None:
