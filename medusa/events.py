@@ -28,6 +28,14 @@ class FileStarted:
 
 
 @dataclass(frozen=True)
+class Output:
+    """What a worker or its runners wrote to stdout/stderr outside pytest's capture
+    (tests run with -s, crashes, warnings printed at start-up)."""
+    worker: str
+    text: str
+
+
+@dataclass(frozen=True)
 class WorkerLost:
     """A worker that ended or went silent without saying Died."""
     worker: str

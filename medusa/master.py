@@ -6,14 +6,13 @@ sockets are transport's; starting processes is the targets'.
 """
 from __future__ import annotations
 
+import codecs
 import os
 import secrets
-import tempfile
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
-from pathlib import Path
 
 from medusa import events, messages, transport
 from medusa.reporters import Reporters
@@ -24,6 +23,7 @@ from medusa.targets import LocalWorker
 OUTCOME_ORDER = ("failed", "passed", "skipped", "deselected", "xfailed", "xpassed",
                  "warnings", "error", "flaky")
 CONNECT_SECONDS = 60.0
+OUTPUT_TAIL_LINES = 40
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,9 @@ class WorkerState:
     ended: bool = False
     in_flight: dict[int, str] = field(default_factory=dict)   # runner -> file
     waiting: list[int] = field(default_factory=list)          # runners without work
+    output_tail: deque[str] = field(default_factory=lambda: deque(maxlen=OUTPUT_TAIL_LINES))
+    decoder: codecs.IncrementalDecoder = field(
+        default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace"))
 
     @property
     def name(self) -> str:
@@ -57,15 +60,15 @@ class Master:
         self.reporters = reporters
         self.run_id = secrets.token_hex(6)
         self.authkey = transport.new_authkey()
-        self.logs = Path(tempfile.mkdtemp(prefix="medusa-"))
-        self.workers = [WorkerState(LocalWorker("local", settings.runners,
-                                                self.logs / "local.log"))]
+        self.workers = [WorkerState(LocalWorker("local", settings.runners))]
+        self.by_output: dict[int, WorkerState] = {}
         self.by_conn: dict[Connection, WorkerState] = {}
         self.unidentified: list[Connection] = []
         self.scheduler: Scheduler | None = None     # made when the first worker reports files
         self.counts: Counter[str] = Counter()
         self.not_run: list[events.NotRun] = []
         self.startup_failure: messages.WorkerStartupFailure | None = None
+        self.stopped: messages.StopBuild | None = None
         self.interrupted = False
         self.started = time.monotonic()
 
@@ -80,6 +83,9 @@ class Master:
                 self.settings.runners_reason, self.settings.argv))
             for worker in self.workers:
                 worker.target.start(server.address, self.authkey, self.settings.cwd)
+                if worker.target.output is not None:
+                    os.set_blocking(worker.target.output.fileno(), False)
+                    self.by_output[worker.target.output.fileno()] = worker
             try:
                 self.loop(server)
             except KeyboardInterrupt:
@@ -88,19 +94,22 @@ class Master:
         finally:
             for worker in self.workers:
                 worker.target.stop()
+                self.read_output(worker)   # what it wrote while it ended
             server.close()
-            _remove_tree(self.logs)
         return self.finish()
 
     def loop(self, server: transport.Server) -> None:
         while not all(w.ended for w in self.workers):
-            ready = wait([server, *self.unidentified, *self.by_conn], timeout=0.5)
+            ready = wait([server, *self.unidentified, *self.by_conn, *self.by_output],
+                         timeout=0.5)
             for source in ready:
-                if source is server:
+                if isinstance(source, int):
+                    self.read_output(self.by_output[source])
+                elif source is server:
                     self.unidentified.extend(server.accepted())
                 elif source in self.unidentified:
                     self.identify(source)
-                else:
+                elif source in self.by_conn:   # not ended by an earlier message of this round
                     self.receive(self.by_conn[source])
             self.check_processes()
 
@@ -178,8 +187,36 @@ class Master:
             self.not_run.append(events.NotRun(
                 message.file, f"runner {worker.name}/{message.runner} died ({message.reason})"))
 
+    def on_stop_build(self, worker: WorkerState, message: messages.StopBuild) -> None:
+        """End the build now: nothing more is handed out, every worker is stopped, and
+        what did not run is listed with the reason."""
+        self.emit(message)
+        self.stopped = self.stopped or message
+        for other in self.workers:
+            if not other.ended and other.conn is not None:
+                self.send(other, messages.Shutdown(message.reason))
+        self.abandon_all(f"the build was stopped: {message.reason}")
+        for other in self.workers:
+            self.end_worker(other)
+
     def on_died(self, worker: WorkerState, message: messages.Died) -> None:
         self.end_worker(worker)
+
+    def read_output(self, worker: WorkerState) -> None:
+        """Pass on what the worker's pipe holds now (it is non-blocking)."""
+        pipe = worker.target.output
+        while pipe is not None and not pipe.closed:
+            try:
+                data = os.read(pipe.fileno(), 1 << 16)
+            except BlockingIOError:
+                return
+            if not data:   # every process that held the pipe has ended
+                self.by_output.pop(pipe.fileno(), None)
+                pipe.close()
+            text = worker.decoder.decode(data, final=not data)
+            if text:
+                worker.output_tail.extend(text.splitlines())
+                self.emit(events.Output(worker.name, text))
 
     # --- work ----------------------------------------------------------------------------
 
@@ -221,7 +258,8 @@ class Master:
     def worker_lost(self, worker: WorkerState, reason: str) -> None:
         if worker.ended:
             return
-        self.emit(events.WorkerLost(worker.name, reason, worker.target.output_tail()))
+        self.read_output(worker)
+        self.emit(events.WorkerLost(worker.name, reason, "\n".join(worker.output_tail)))
         for file in worker.in_flight.values():
             self.not_run.append(events.NotRun(file, f"worker {worker.name} was lost ({reason})"))
             if self.scheduler is not None:
@@ -261,6 +299,8 @@ class Master:
     def exit_code(self) -> int:
         if self.interrupted:
             return 2
+        if self.stopped is not None:
+            return self.stopped.exit_code
         if self.scheduler is None:
             return self.startup_failure.exit_code if self.startup_failure else 3
         if self.counts["failed"] or self.counts["error"] or self.not_run:
@@ -271,6 +311,8 @@ class Master:
     def end_message(self) -> str:
         if self.interrupted:
             return "interrupted"
+        if self.stopped is not None:
+            return f"stopped: {self.stopped.reason}"
         if self.scheduler is None:
             return "no worker started" if self.startup_failure is None else "the worker could not start"
         if not self.scheduler.files:
@@ -279,8 +321,3 @@ class Master:
 
     def emit(self, event: object) -> None:
         self.reporters.emit(event)
-
-
-def _remove_tree(path: Path) -> None:
-    import shutil
-    shutil.rmtree(path, ignore_errors=True)

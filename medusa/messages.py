@@ -5,7 +5,7 @@ seed's (see the README of the original gem):
 
     worker -> master   Ping, WorkerBegin | WorkerStartupFailure, Died
     master -> worker   Configure, RunFile, NoMoreWork, Shutdown
-    runner -> worker -> master   RequestFile, Result, FileComplete
+    runner -> worker -> master   RequestFile, Result, FileComplete, StopBuild
     worker -> master   RunnerDied  (a runner ended while it held a file)
     worker -> runner   RunFile, Shutdown
 
@@ -107,6 +107,17 @@ class FileComplete:
     tests: int            # tests collected (after deselection)
     deselected: int = 0
     warnings: int = 0
+
+
+@dataclass(frozen=True)
+class StopBuild:
+    """A runner asks to end the whole build: pytest.exit() or KeyboardInterrupt in a
+    test, a node id that does not exist (a usage error, as in pytest)."""
+    worker: str
+    runner: int
+    file: str
+    reason: str
+    exit_code: int
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,10 @@ class WorkerChannel:
         transport.send(self._conn, messages.FileComplete(
             self._id.worker, self._id.index, file, duration, tests, deselected, warnings))
 
+    def stop_build(self, file: str, reason: str, exit_code: int) -> None:
+        transport.send(self._conn, messages.StopBuild(
+            self._id.worker, self._id.index, file, reason, exit_code))
+
 
 def fork(driver: Driver, identity: RunnerIdentity,
          close_in_child: list[Connection]) -> tuple[int, Connection]:

@@ -13,6 +13,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import medusa
 
@@ -27,19 +28,19 @@ _BOOT = (
 
 @dataclass
 class LocalWorker:
+    """The worker's stdout and stderr (its runners' too) come back through one pipe,
+    `output`, that the master reads: output of tests run with -s reaches the user."""
     name: str
     runners: int
-    log_path: Path
     process: subprocess.Popen[bytes] | None = None
 
     def start(self, address: tuple[str, int], authkey: bytes, cwd: str) -> None:
         where = str(Path(medusa.__file__).resolve().parent.parent)
         command = [sys.executable, "-P", "-c", _BOOT.format(where=where),
                    "--connect", f"{address[0]}:{address[1]}", "--name", self.name]
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=log,
-                                            stderr=subprocess.STDOUT, cwd=cwd,
-                                            start_new_session=True)
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, cwd=cwd,
+                                        start_new_session=True)
         assert self.process.stdin is not None
         self.process.stdin.write(authkey.hex().encode() + b"\n")
         self.process.stdin.close()
@@ -70,12 +71,9 @@ class LocalWorker:
         _signal_group(self.process.pid, signal.SIGKILL)
         self.process.wait()
 
-    def output_tail(self, lines: int = 30) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+    @property
+    def output(self) -> IO[bytes] | None:
+        return None if self.process is None else self.process.stdout
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

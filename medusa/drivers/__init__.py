@@ -7,7 +7,7 @@ A driver is used in two places:
 
 The runner side gets a `Channel` (runner.py): `next_file()` blocks until the master gives
 this runner a file (None: stop), `result()` streams one test's outcome, `file_complete()`
-ends the file.
+ends the file, `stop_build()` asks the master to end the whole build.
 """
 from __future__ import annotations
 
@@ -42,6 +42,8 @@ class Channel(Protocol):
 
     def file_complete(self, file: str, duration: float, tests: int,
                       deselected: int = 0, warnings: int = 0) -> None: ...
+
+    def stop_build(self, file: str, reason: str, exit_code: int) -> None: ...
 
 
 class Driver(Protocol):

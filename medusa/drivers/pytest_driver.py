@@ -50,6 +50,7 @@ class PytestDriver:
         capture = self.config.pluginmanager.getplugin("capturemanager")
         if capture is not None:
             capture.stop_global_capturing()
+        _silence_terminal_reporter(self.config)
         from _pytest.main import Session
         self.session = Session.from_config(self.config)
         files = _find_files(self.session, self.config)
@@ -95,6 +96,15 @@ class PytestDriver:
         return exitstatus
 
 
+class BuildStop(Exception):
+    """Something in a file that ends the whole build, as it would end pytest's session."""
+
+    def __init__(self, reason: str, exit_code: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.exit_code = exit_code
+
+
 class _RunnerPlugin:
     """Registered in each runner: pulls files from the channel and reports what happens."""
 
@@ -112,7 +122,11 @@ class _RunnerPlugin:
     @pytest.hookimpl(tryfirst=True)   # first, so that pytest's own loop never runs
     def pytest_runtestloop(self, session: Any) -> bool:
         while (file := self.channel.next_file()) is not None:
-            self.run_file(file)
+            try:
+                self.run_file(file)
+            except BuildStop as stop:
+                self.channel.stop_build(file, stop.reason, stop.exit_code)
+                break
         return True
 
     def run_file(self, file: str) -> None:
@@ -123,7 +137,13 @@ class _RunnerPlugin:
         self._start_file(items)
         for index, item in enumerate(items):
             nextitem = items[index + 1] if index + 1 < len(items) else _FileBoundary(item)
-            item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+            try:
+                item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+            except pytest.exit.Exception as exc:
+                code = 2 if exc.returncode is None else int(exc.returncode)
+                raise BuildStop(f"pytest.exit() in {item.nodeid}: {exc.msg}", code) from exc
+            except KeyboardInterrupt as exc:
+                raise BuildStop(f"KeyboardInterrupt in {item.nodeid}", 2) from exc
         self.channel.file_complete(file, time.perf_counter() - started, len(items),
                                    self.deselected, self.warnings)
 
@@ -160,10 +180,8 @@ class _RunnerPlugin:
         from _pytest.config import UsageError
         try:
             return list(self.session.perform_collect([str(self.config.rootpath / file)]))
-        except UsageError as exc:   # the file vanished, or a node id no longer exists
-            self.channel.result(file=file, test=file, outcome="error", when="collect",
-                                duration=0.0, message=str(exc), longrepr=str(exc))
-            return []
+        except UsageError as exc:   # a node id or file that does not exist: pytest exits 4
+            raise BuildStop("; ".join(" ".join(str(a).split()) for a in exc.args), 4) from exc
 
     def _start_file(self, items: list[Any]) -> None:
         """Tear down what the previous file left set up (its folders' package fixtures)
@@ -407,6 +425,16 @@ def _find_files(session: Any, config: Any) -> list[str]:
         else:
             raise StartupError(f"file or directory not found: {arg}")
     return list(found)
+
+
+def _silence_terminal_reporter(config: Any) -> None:
+    """Each runner's own pytest report (header, "collected N items", summary) would only
+    repeat what the master reports: it goes nowhere. The runner's stdout itself stays
+    connected to the user, for tests run with -s."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        from _pytest.config import create_terminal_writer
+        reporter._tw = create_terminal_writer(config, open(os.devnull, "w"))
 
 
 def _keep_xdist_out(config: Any) -> None:

@@ -65,6 +65,11 @@ class ConsoleReporter(Reporter):
         if event.output:
             self.line(_indent(event.output))
 
+    def on_output(self, event: events.Output) -> None:
+        self.clear_status()
+        self.out.write(event.text)
+        self.out.flush()
+
     def on_file_started(self, event: events.FileStarted) -> None:
         self.running[f"{event.worker}/{event.runner}"] = event.file
         self.letters.setdefault(event.file, [])
@@ -86,6 +91,9 @@ class ConsoleReporter(Reporter):
         if not self.live:
             self.line(f"{event.file} {letters} {self.progress()}")
         self.draw_status(force=True)
+
+    def on_stop_build(self, event: messages.StopBuild) -> None:
+        self.line(f"!!! {event.reason} !!!" if event.exit_code != 4 else f"ERROR: {event.reason}")
 
     def on_runner_died(self, event: messages.RunnerDied) -> None:
         self.running.pop(f"{event.worker}/{event.runner}", None)
