@@ -69,6 +69,9 @@ class Master:
         self.not_run: list[events.NotRun] = []
         self.startup_failure: messages.WorkerStartupFailure | None = None
         self.stopped: messages.StopBuild | None = None
+        self.maxfail = 0
+        self.failures = 0
+        self.stop_message = ""
         self.interrupted = False
         self.started = time.monotonic()
 
@@ -152,6 +155,7 @@ class Master:
         self.emit(message)
         if self.scheduler is None:
             self.scheduler = Scheduler(list(message.files))
+            self.maxfail = message.maxfail
 
     def on_worker_startup_failure(self, worker: WorkerState,
                                   message: messages.WorkerStartupFailure) -> None:
@@ -167,6 +171,13 @@ class Master:
     def on_result(self, worker: WorkerState, message: messages.Result) -> None:
         self.counts[message.outcome] += 1
         self.emit(message)
+        if message.outcome in ("failed", "error"):
+            self.failures += 1
+            if self.failures == self.maxfail and self.scheduler is not None:
+                # as pytest's -x/--maxfail: nothing new starts; what runs may finish
+                reason = f"stopped after {self.failures} failures (--maxfail={self.maxfail})"
+                self.not_run.extend(events.NotRun(f, reason) for f in self.scheduler.drop_queued())
+                self.stop_message = reason
 
     def on_file_complete(self, worker: WorkerState, message: messages.FileComplete) -> None:
         worker.in_flight.pop(message.runner, None)
@@ -313,6 +324,8 @@ class Master:
             return "interrupted"
         if self.stopped is not None:
             return f"stopped: {self.stopped.reason}"
+        if self.stop_message:
+            return self.stop_message
         if self.scheduler is None:
             return "no worker started" if self.startup_failure is None else "the worker could not start"
         if not self.scheduler.files:

@@ -57,6 +57,7 @@ class WorkerBegin:
     framework: str
     files: tuple[str, ...]
     startup_seconds: float
+    maxfail: int = 0      # stop handing out work after this many failures (0: never)
 
 
 @dataclass(frozen=True)

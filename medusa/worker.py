@@ -19,6 +19,10 @@ from multiprocessing.connection import Connection, wait
 
 from medusa import drivers, messages, runner, transport
 
+# A runner that dies is replaced, but a suite that kills every runner must not make the
+# worker fork forever.
+REPLACEMENTS_PER_RUNNER = 3
+
 
 @dataclass
 class RunnerSlot:
@@ -50,6 +54,8 @@ class Worker:
         self.master = master
         self.cfg = configure
         self.runners: dict[int, RunnerSlot] = {}
+        self.driver: drivers.Driver | None = None
+        self.replacements = 0
         self.lost: list[str] = []
 
     def run(self) -> int:
@@ -69,22 +75,24 @@ class Worker:
             return 3
         self.send(messages.WorkerBegin(self.cfg.worker, self.cfg.runners, prepared.rootdir,
                                        prepared.framework, prepared.files,
-                                       time.monotonic() - started))
-        self.fork_runners(driver)
-        self.relay()
-        self.send(messages.Died(self.cfg.worker, len(self.lost), tuple(self.lost)))
-        return 0
-
-    def fork_runners(self, driver: drivers.Driver) -> None:
+                                       time.monotonic() - started, prepared.maxfail))
+        self.driver = driver
         # Objects made so far (the framework, the user's modules) are never freed: keeping
         # the collector off them keeps their pages shared between the runners.
         gc.freeze()
         for index in range(self.cfg.runners):
-            identity = runner.RunnerIdentity(self.cfg.worker, index, self.cfg.runners,
-                                             self.cfg.run_id)
-            others = [self.master, *(slot.conn for slot in self.runners.values())]
-            pid, conn = runner.fork(driver, identity, others)
-            self.runners[index] = RunnerSlot(index, pid, conn)
+            self.start_runner(index)
+        self.relay()
+        self.send(messages.Died(self.cfg.worker, len(self.lost), tuple(self.lost)))
+        return 0
+
+    def start_runner(self, index: int) -> None:
+        assert self.driver is not None
+        identity = runner.RunnerIdentity(self.cfg.worker, index, self.cfg.runners,
+                                         self.cfg.run_id)
+        others = [self.master, *(slot.conn for slot in self.runners.values())]
+        pid, conn = runner.fork(self.driver, identity, others)
+        self.runners[index] = RunnerSlot(index, pid, conn)
 
     # --- the event loop --------------------------------------------------------------------
 
@@ -137,7 +145,13 @@ class Worker:
             return
         reason = _describe_status(status)
         self.lost.append(f"runner {slot.index}: {reason}")
+        replace = not slot.stopping and self.replacements < REPLACEMENTS_PER_RUNNER * self.cfg.runners
+        if not replace and not slot.stopping:
+            reason += f"; not replaced: {self.replacements} runners were replaced already"
         self.send(messages.RunnerDied(self.cfg.worker, slot.index, slot.file, reason))
+        if replace:
+            self.replacements += 1
+            self.start_runner(slot.index)
 
     def kill_runners(self) -> None:
         for slot in self.runners.values():

@@ -33,6 +33,7 @@ class Prepared:
     rootdir: str
     framework: str            # name and version, for the report header
     files: tuple[str, ...]    # relative to rootdir, in discovery order
+    maxfail: int = 0          # the framework's own "stop after N failures" (0: never)
 
 
 class Channel(Protocol):

@@ -34,6 +34,7 @@ class PytestDriver:
     def __init__(self) -> None:
         self.config: Any = None
         self.session: Any = None
+        self.last_failed: dict[str, Any] | None = None
 
     # --- worker side ---------------------------------------------------------------------
 
@@ -51,11 +52,13 @@ class PytestDriver:
         if capture is not None:
             capture.stop_global_capturing()
         _silence_terminal_reporter(self.config)
+        self.last_failed = _read_last_failed(self.config)
         from _pytest.main import Session
         self.session = Session.from_config(self.config)
         files = _find_files(self.session, self.config)
         return Prepared(rootdir=str(self.config.rootpath),
-                        framework=f"pytest {pytest.__version__}", files=tuple(files))
+                        framework=f"pytest {pytest.__version__}", files=tuple(files),
+                        maxfail=self.config.option.maxfail or 0)
 
     @staticmethod
     def _check_version(version: str) -> None:
@@ -68,12 +71,14 @@ class PytestDriver:
     def serve(self, channel: Channel, runner: int) -> int:
         config, session = self.config, self.session
         _give_runner_its_own_basetemp(config, runner)
+        _merge_last_failed(config, self.last_failed)
         capture = config.pluginmanager.getplugin("capturemanager")
         if capture is not None:
             # as pytest leaves it after start-up: capturing, but suspended between tests
             capture.start_global_capturing()
             capture.suspend_global_capture()
-        # Counting failures towards --maxfail is the master's job, over all runners.
+        # Counting failures towards -x/--maxfail is the master's job, over all runners
+        # (WorkerBegin tells it pytest's value).
         config.option.maxfail = 0
         session.testsfailed = 0
         plugin = _RunnerPlugin(channel, session, _Tree(session))
@@ -425,6 +430,38 @@ def _find_files(session: Any, config: Any) -> list[str]:
         else:
             raise StartupError(f"file or directory not found: {arg}")
     return list(found)
+
+
+LAST_FAILED = "cache/lastfailed"
+
+
+def _read_last_failed(config: Any) -> dict[str, Any] | None:
+    cache = getattr(config, "cache", None)
+    return None if cache is None else dict(cache.get(LAST_FAILED, {}))
+
+
+def _merge_last_failed(config: Any, before: dict[str, Any] | None) -> None:
+    """pytest's cacheprovider writes the failures it saw to .pytest_cache at the end of
+    the session (what --lf reruns). Every runner does; so that the last one to end does
+    not overwrite the others', each applies only its own changes to what is on disk."""
+    cache = getattr(config, "cache", None)
+    if cache is None or before is None:
+        return
+    plain_set = cache.set
+
+    def merging_set(key: str, value: object) -> None:
+        if key != LAST_FAILED or not isinstance(value, dict):
+            return plain_set(key, value)
+        import fcntl
+        with open(cache.mkdir("medusa") / "lastfailed.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            current = dict(cache.get(LAST_FAILED, {}))
+            for nodeid in before.keys() - value.keys():   # passed in this runner
+                current.pop(nodeid, None)
+            current.update({k: v for k, v in value.items() if k not in before})
+            plain_set(LAST_FAILED, current)
+
+    cache.set = merging_set
 
 
 def _silence_terminal_reporter(config: Any) -> None:
