@@ -19,6 +19,7 @@ from medusa.stats import usable_cpus
 
 OK, TESTS_FAILED, INTERRUPTED, INTERNAL_ERROR, USAGE_ERROR, NO_TESTS = range(6)
 
+INTERNAL_ERROR_TEXT = "medusa: internal error (a bug in medusa; please report it with this traceback)"
 USAGE = "medusa [PATHS...] [--local N|auto] [--format NAME[:PATH]]... [-- FRAMEWORK ARGS]"
 
 
@@ -80,8 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         print("medusa: interrupted", file=sys.stderr)
         return INTERRUPTED
     except Exception:
-        print("medusa: internal error (a bug in medusa; please report it with this "
-              "traceback)", file=sys.stderr)
+        print(INTERNAL_ERROR_TEXT, file=sys.stderr)
         traceback.print_exc()
         return INTERNAL_ERROR
 
@@ -102,10 +102,12 @@ def run_build(argv: list[str]) -> int:
                              runners=runners, runners_reason=reason, cwd=os.getcwd(),
                              argv=tuple(argv))
     signal.signal(signal.SIGTERM, _interrupt)
-    code = Master(settings, fan_out).run()
-    if fan_out.failures:
-        print("medusa: internal error (a bug in medusa; please report it with this "
-              "traceback)\n" + "\n".join(fan_out.failures), file=sys.stderr)
+    master = Master(settings, fan_out)
+    code = master.run()
+    failures = [master.internal_error] if master.internal_error else []
+    failures += fan_out.failures
+    if failures:
+        print(INTERNAL_ERROR_TEXT + "\n" + "\n".join(failures), file=sys.stderr)
         return INTERNAL_ERROR
     return code
 

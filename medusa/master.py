@@ -10,6 +10,7 @@ import codecs
 import os
 import secrets
 import time
+import traceback
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
@@ -73,6 +74,7 @@ class Master:
         self.failures = 0
         self.stop_message = ""
         self.interrupted = False
+        self.internal_error = ""
         self.started = time.monotonic()
 
     # --- the build ---------------------------------------------------------------------
@@ -94,6 +96,10 @@ class Master:
             except KeyboardInterrupt:
                 self.interrupted = True
                 self.abandon_all("interrupted")
+            except Exception:
+                # our bug: still end every process and give the reporters what finished
+                self.internal_error = traceback.format_exc()
+                self.abandon_all("medusa had an internal error")
         finally:
             for worker in self.workers:
                 worker.target.stop()
@@ -107,7 +113,8 @@ class Master:
                          timeout=0.5)
             for source in ready:
                 if isinstance(source, int):
-                    self.read_output(self.by_output[source])
+                    if source in self.by_output:
+                        self.read_output(self.by_output[source])
                 elif source is server:
                     self.unidentified.extend(server.accepted())
                 elif source in self.unidentified:
@@ -308,6 +315,8 @@ class Master:
         return code
 
     def exit_code(self) -> int:
+        if self.internal_error:
+            return 3
         if self.interrupted:
             return 2
         if self.stopped is not None:
@@ -320,6 +329,8 @@ class Master:
         return 5 if tests == 0 else 0
 
     def end_message(self) -> str:
+        if self.internal_error:
+            return "internal error"
         if self.interrupted:
             return "interrupted"
         if self.stopped is not None:

@@ -73,7 +73,7 @@ class ConsoleReporter(Reporter):
     def on_file_started(self, event: events.FileStarted) -> None:
         self.running[f"{event.worker}/{event.runner}"] = event.file
         self.letters.setdefault(event.file, [])
-        self.draw_status()
+        self.draw_status(force=True)
 
     def on_result(self, event: messages.Result) -> None:
         self.counts[event.outcome] += 1
