@@ -10,9 +10,9 @@ temporary files after the fork.
 Runner side (`serve`): one pytest session for the runner's whole life, as a pytest-xdist
 worker has. Our plugin takes over `pytest_runtestloop`: for each file the master hands
 out, the file is collected in this runner and its tests run through pytest's normal
-protocol. After a file's last test everything down to the session is torn down (module,
-class and package fixtures end with their file); session fixtures live until the runner
-ends.
+protocol. Module and class fixtures end with their file; package fixtures end when the
+runner moves to a file outside their package; session fixtures live until the runner
+ends. Results are the categories pytest's own summary counts.
 """
 from __future__ import annotations
 
