@@ -45,6 +45,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--format", metavar="NAME[:PATH]", action="append", default=[],
                         help="add a report: json:PATH (one JSON object per event); "
                              "the console report is always on")
+    order = parser.add_argument_group("order and splitting (from the timing history in .medusa/)")
+    order.add_argument("--failed-first", action=argparse.BooleanOptionalAction, default=True,
+                       help="run the files that failed last time first (default: on)")
+    order.add_argument("--split", action=argparse.BooleanOptionalAction, default=True,
+                       help="hand out the tests of a file longer than one runner's share "
+                            "of the build to several runners (default: on)")
+    order.add_argument("--no-split-file", metavar="GLOB", action="append", default=[],
+                       help="never split the files that match, e.g. tests/test_db_*.py")
+    order.add_argument("--history", action=argparse.BooleanOptionalAction, default=True,
+                       help="read and write the timing history (default: on)")
+    order.add_argument("--dry-run", action="store_true",
+                       help="print the planned order and the expected time per runner; run nothing")
     parser.add_argument("--version", action="version", version=f"medusa {medusa.__version__}")
     return parser
 
@@ -100,7 +112,9 @@ def run_build(argv: list[str]) -> int:
         reporters.create(name, path, sys.stdout) for name, path in formats if name != "console"])
     settings = BuildSettings(paths=tuple(options.paths), framework_args=tuple(framework_args),
                              runners=runners, runners_reason=reason, cwd=os.getcwd(),
-                             argv=tuple(argv))
+                             argv=tuple(argv), history=options.history,
+                             failed_first=options.failed_first, split=options.split,
+                             no_split=tuple(options.no_split_file), dry_run=options.dry_run)
     signal.signal(signal.SIGTERM, _interrupt)
     master = Master(settings, fan_out)
     code = master.run()

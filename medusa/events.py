@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from medusa.scheduler import Unit
+
 
 @dataclass(frozen=True)
 class BuildStarted:
@@ -25,6 +27,16 @@ class FileStarted:
     worker: str
     runner: int
     file: str
+    part: int = 1             # of a file split between runners
+    parts: int = 1
+
+
+@dataclass(frozen=True)
+class Plan:
+    """`medusa --dry-run`: the order of the work, and how it would fall to the runners
+    if every unit took what the history expects."""
+    units: tuple[Unit, ...]
+    runners: tuple[tuple[Unit, ...], ...]
 
 
 @dataclass(frozen=True)

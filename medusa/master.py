@@ -14,10 +14,11 @@ import traceback
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
+from pathlib import Path
 
-from medusa import events, messages, transport
+from medusa import events, history, messages, transport
 from medusa.reporters import Reporters
-from medusa.scheduler import Scheduler
+from medusa.scheduler import Scheduler, Unit, simulate
 from medusa.targets import LocalWorker
 
 # pytest's order of outcomes in its summary line
@@ -36,6 +37,11 @@ class BuildSettings:
     driver: str = "pytest"
     cwd: str = "."
     argv: tuple[str, ...] = ()
+    history: bool = True          # read and write .medusa/history.json
+    failed_first: bool = True
+    split: bool = True            # split a file longer than a runner's share
+    no_split: tuple[str, ...] = ()  # globs of files never to split
+    dry_run: bool = False         # print the plan, run nothing
 
 
 @dataclass
@@ -44,7 +50,7 @@ class WorkerState:
     conn: Connection | None = None
     began: bool = False
     ended: bool = False
-    in_flight: dict[int, str] = field(default_factory=dict)   # runner -> file
+    in_flight: dict[int, Unit] = field(default_factory=dict)  # runner -> its work
     waiting: list[int] = field(default_factory=list)          # runners without work
     output_tail: deque[str] = field(default_factory=lambda: deque(maxlen=OUTPUT_TAIL_LINES))
     decoder: codecs.IncrementalDecoder = field(
@@ -66,6 +72,10 @@ class Master:
         self.by_conn: dict[Connection, WorkerState] = {}
         self.unidentified: list[Connection] = []
         self.scheduler: Scheduler | None = None     # made when the first worker reports files
+        self.history_path: Path | None = None
+        self.finished_parts: dict[str, list[tuple[Unit, messages.FileComplete]]] = {}
+        self.failed_files: set[str] = set()
+        self.collect_errors: set[tuple[str, str]] = set()
         self.counts: Counter[str] = Counter()
         self.not_run: list[events.NotRun] = []
         self.startup_failure: messages.WorkerStartupFailure | None = None
@@ -160,9 +170,21 @@ class Master:
     def on_worker_begin(self, worker: WorkerState, message: messages.WorkerBegin) -> None:
         worker.began = True
         self.emit(message)
-        if self.scheduler is None:
-            self.scheduler = Scheduler(list(message.files))
-            self.maxfail = message.maxfail
+        if self.scheduler is not None:
+            return
+        past = history.History()
+        if self.settings.history:
+            self.history_path = Path(message.rootdir) / history.HISTORY_FILE
+            past = history.History.load(self.history_path)
+        self.scheduler = Scheduler(list(message.files), self.settings.runners, past,
+                                   self.settings.failed_first, self.settings.split,
+                                   self.settings.no_split)
+        self.maxfail = message.maxfail
+        if self.settings.dry_run:
+            self.emit(events.Plan(tuple(self.scheduler.plan),
+                                  simulate(self.scheduler.plan, self.settings.runners)))
+            self.scheduler.drop_queued()   # planned, not "not run"
+            self.stop_everything("dry run")
 
     def on_worker_startup_failure(self, worker: WorkerState,
                                   message: messages.WorkerStartupFailure) -> None:
@@ -176,46 +198,54 @@ class Master:
         self.hand_out_work()
 
     def on_result(self, worker: WorkerState, message: messages.Result) -> None:
+        if message.when == "collect":
+            # every part of a split file that fails to import says so: count it once
+            if (message.file, message.test) in self.collect_errors:
+                return
+            self.collect_errors.add((message.file, message.test))
         self.counts[message.outcome] += 1
         self.emit(message)
         if message.outcome in ("failed", "error"):
+            self.failed_files.add(message.file)
             self.failures += 1
             if self.failures == self.maxfail and self.scheduler is not None:
                 # as pytest's -x/--maxfail: nothing new starts; what runs may finish
                 reason = f"stopped after {self.failures} failures (--maxfail={self.maxfail})"
-                self.not_run.extend(events.NotRun(f, reason) for f in self.scheduler.drop_queued())
+                for unit in self.scheduler.drop_queued():
+                    self.give_up(unit, reason)
                 self.stop_message = reason
 
     def on_file_complete(self, worker: WorkerState, message: messages.FileComplete) -> None:
-        worker.in_flight.pop(message.runner, None)
+        unit = worker.in_flight.pop(message.runner)
         assert self.scheduler is not None
-        self.scheduler.finished(message.file)
+        self.scheduler.finished(unit)
+        self.finished_parts.setdefault(unit.file, []).append((unit, message))
         self.counts["deselected"] += message.deselected
         self.counts["warnings"] += message.warnings
         self.emit(message)
 
     def on_runner_died(self, worker: WorkerState, message: messages.RunnerDied) -> None:
-        worker.in_flight.pop(message.runner, None)
+        unit = worker.in_flight.pop(message.runner, None)
         if message.runner in worker.waiting:
             worker.waiting.remove(message.runner)
         self.emit(message)
-        if message.file:
-            assert self.scheduler is not None
-            self.scheduler.finished(message.file)
-            self.not_run.append(events.NotRun(
-                message.file, f"runner {worker.name}/{message.runner} died ({message.reason})"))
+        if unit is not None:
+            self.give_up(unit, f"runner {worker.name}/{message.runner} died ({message.reason})")
 
     def on_stop_build(self, worker: WorkerState, message: messages.StopBuild) -> None:
-        """End the build now: nothing more is handed out, every worker is stopped, and
-        what did not run is listed with the reason."""
         self.emit(message)
         self.stopped = self.stopped or message
-        for other in self.workers:
-            if not other.ended and other.conn is not None:
-                self.send(other, messages.Shutdown(message.reason))
-        self.abandon_all(f"the build was stopped: {message.reason}")
-        for other in self.workers:
-            self.end_worker(other)
+        self.stop_everything(f"the build was stopped: {message.reason}")
+
+    def stop_everything(self, reason: str) -> None:
+        """End the build now: nothing more is handed out, every worker is stopped, and
+        what did not run is listed with the reason."""
+        for worker in self.workers:
+            if not worker.ended and worker.conn is not None:
+                self.send(worker, messages.Shutdown(reason))
+        self.abandon_all(reason)
+        for worker in self.workers:
+            self.end_worker(worker)
 
     def on_died(self, worker: WorkerState, message: messages.Died) -> None:
         self.end_worker(worker)
@@ -246,13 +276,14 @@ class Master:
         for worker in self.workers:
             while worker.waiting and not worker.ended:
                 runner = worker.waiting.pop(0)
-                file = self.scheduler.next_file()
-                if file is None:
+                unit = self.scheduler.next_unit()
+                if unit is None:
                     self.send(worker, messages.NoMoreWork(runner))
                     continue
-                worker.in_flight[runner] = file
-                self.send(worker, messages.RunFile(runner, file))
-                self.emit(events.FileStarted(worker.name, runner, file))
+                worker.in_flight[runner] = unit
+                self.send(worker, messages.RunFile(runner, unit.file, unit.tests, unit.exclude))
+                self.emit(events.FileStarted(worker.name, runner, unit.file, unit.part,
+                                             unit.parts))
 
     def send(self, worker: WorkerState, message: object) -> None:
         assert worker.conn is not None
@@ -278,10 +309,8 @@ class Master:
             return
         self.read_output(worker)
         self.emit(events.WorkerLost(worker.name, reason, "\n".join(worker.output_tail)))
-        for file in worker.in_flight.values():
-            self.not_run.append(events.NotRun(file, f"worker {worker.name} was lost ({reason})"))
-            if self.scheduler is not None:
-                self.scheduler.finished(file)
+        for unit in worker.in_flight.values():
+            self.give_up(unit, f"worker {worker.name} was lost ({reason})")
         worker.in_flight.clear()
         self.end_worker(worker)
 
@@ -296,15 +325,24 @@ class Master:
 
     def abandon_all(self, reason: str) -> None:
         for worker in self.workers:
-            for file in worker.in_flight.values():
-                self.not_run.append(events.NotRun(file, reason))
+            for unit in worker.in_flight.values():
+                self.give_up(unit, reason)
             worker.in_flight.clear()
         if self.scheduler is not None:
-            self.not_run.extend(events.NotRun(f, reason) for f in self.scheduler.drop_queued())
+            for unit in self.scheduler.drop_queued():
+                self.give_up(unit, reason)
+
+    def give_up(self, unit: Unit, reason: str) -> None:
+        """A unit that will not run (or not to its end): listed, with why."""
+        if self.scheduler is not None:
+            self.scheduler.finished(unit)
+        where = f" (part {unit.part} of {unit.parts})" if unit.parts > 1 else ""
+        self.not_run.append(events.NotRun(unit.file, reason + where))
 
     # --- the end ---------------------------------------------------------------------------
 
     def finish(self) -> int:
+        self.record_history()
         code = self.exit_code()
         counts = tuple((name, self.counts[name]) for name in OUTCOME_ORDER if self.counts[name])
         counts += tuple(sorted((n, c) for n, c in self.counts.items()
@@ -314,9 +352,32 @@ class Master:
         self.reporters.close()
         return code
 
+    def record_history(self) -> None:
+        """Timings of the files that ran to their end, all parts of them."""
+        if self.history_path is None or self.scheduler is None or self.settings.dry_run:
+            return
+        now = time.time()
+        news = {}
+        for file, parts in self.finished_parts.items():
+            if len(parts) != parts[0][0].parts:
+                continue
+            parts.sort(key=lambda done: done[0].part)
+            news[file] = history.FileTiming(
+                seconds=sum(done.duration for _, done in parts),
+                failed=file in self.failed_files, seen=now,
+                tests=tuple(timing for _, done in parts for timing in done.timings))
+        if news:
+            try:
+                history.record(self.history_path, news, now)
+            except OSError as exc:   # a read-only checkout still gets its build
+                self.emit(events.Output("master", f"medusa: could not save the timing "
+                                                  f"history to {self.history_path}: {exc}\n"))
+
     def exit_code(self) -> int:
         if self.internal_error:
             return 3
+        if self.settings.dry_run and self.scheduler is not None:
+            return 0
         if self.interrupted:
             return 2
         if self.stopped is not None:
@@ -331,6 +392,8 @@ class Master:
     def end_message(self) -> str:
         if self.internal_error:
             return "internal error"
+        if self.settings.dry_run:
+            return "dry run: nothing was run"
         if self.interrupted:
             return "interrupted"
         if self.stopped is not None:

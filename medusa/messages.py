@@ -80,6 +80,8 @@ class RequestFile:
 class RunFile:
     runner: int
     file: str
+    tests: tuple[str, ...] = ()     # only these test ids (a part of a split file)
+    exclude: tuple[str, ...] = ()   # all but these (the last part of a split file)
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,7 @@ class FileComplete:
     tests: int            # tests collected (after deselection)
     deselected: int = 0
     warnings: int = 0
+    timings: tuple[tuple[str, float], ...] = ()   # (test id, seconds) in the order run
 
 
 @dataclass(frozen=True)

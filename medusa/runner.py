@@ -35,25 +35,21 @@ class WorkerChannel:
     def __init__(self, conn: Connection, identity: RunnerIdentity) -> None:
         self._conn = conn
         self._id = identity
-        self.current = ""
 
-    def next_file(self) -> str | None:
+    def next_file(self) -> messages.RunFile | None:
         transport.send(self._conn, messages.RequestFile(self._id.index))
         message = transport.recv(self._conn)
-        if isinstance(message, messages.RunFile):
-            self.current = message.file
-            return message.file
-        self.current = ""
-        return None   # Shutdown
+        return message if isinstance(message, messages.RunFile) else None   # or Shutdown
 
     def result(self, **fields: object) -> None:
         transport.send(self._conn, messages.Result(
             worker=self._id.worker, runner=self._id.index, **fields))  # type: ignore[arg-type]
 
-    def file_complete(self, file: str, duration: float, tests: int,
-                      deselected: int = 0, warnings: int = 0) -> None:
+    def file_complete(self, file: str, duration: float, tests: int, deselected: int = 0,
+                      warnings: int = 0, timings: tuple[tuple[str, float], ...] = ()) -> None:
         transport.send(self._conn, messages.FileComplete(
-            self._id.worker, self._id.index, file, duration, tests, deselected, warnings))
+            self._id.worker, self._id.index, file, duration, tests, deselected, warnings,
+            timings))
 
     def stop_build(self, file: str, reason: str, exit_code: int) -> None:
         transport.send(self._conn, messages.StopBuild(

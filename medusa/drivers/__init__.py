@@ -6,14 +6,17 @@ A driver is used in two places:
 - in each forked runner, `serve()` runs files for as long as the channel hands them out.
 
 The runner side gets a `Channel` (runner.py): `next_file()` blocks until the master gives
-this runner a file (None: stop), `result()` streams one test's outcome, `file_complete()`
-ends the file, `stop_build()` asks the master to end the whole build.
+this runner a file (a RunFile, which may select some of its tests; None: stop),
+`result()` streams one test's outcome, `file_complete()` ends the file, `stop_build()`
+asks the master to end the whole build.
 """
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
 from typing import Protocol
+
+from medusa.messages import RunFile
 
 DRIVERS = {"pytest": "medusa.drivers.pytest_driver:PytestDriver"}
 
@@ -37,12 +40,12 @@ class Prepared:
 
 
 class Channel(Protocol):
-    def next_file(self) -> str | None: ...
+    def next_file(self) -> RunFile | None: ...
 
     def result(self, **fields: object) -> None: ...
 
-    def file_complete(self, file: str, duration: float, tests: int,
-                      deselected: int = 0, warnings: int = 0) -> None: ...
+    def file_complete(self, file: str, duration: float, tests: int, deselected: int = 0,
+                      warnings: int = 0, timings: tuple[tuple[str, float], ...] = ()) -> None: ...
 
     def stop_build(self, file: str, reason: str, exit_code: int) -> None: ...
 

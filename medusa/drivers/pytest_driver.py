@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from medusa.drivers import Channel, Prepared, StartupError
+from medusa.messages import RunFile
 
 MAX_SECTION_CHARS = 1_000_000
 
@@ -123,22 +124,24 @@ class _RunnerPlugin:
         self.deselected = 0
         self.warnings = 0
         self.reports: list[Any] = []
+        self.timings: list[tuple[str, float]] = []
 
     @pytest.hookimpl(tryfirst=True)   # first, so that pytest's own loop never runs
     def pytest_runtestloop(self, session: Any) -> bool:
-        while (file := self.channel.next_file()) is not None:
+        while (work := self.channel.next_file()) is not None:
             try:
-                self.run_file(file)
+                self.run_file(work)
             except BuildStop as stop:
-                self.channel.stop_build(file, stop.reason, stop.exit_code)
+                self.channel.stop_build(work.file, stop.reason, stop.exit_code)
                 break
         return True
 
-    def run_file(self, file: str) -> None:
+    def run_file(self, work: RunFile) -> None:
         started = time.perf_counter()
-        self.file, self.deselected, self.warnings = file, 0, 0
+        file = work.file
+        self.file, self.deselected, self.warnings, self.timings = file, 0, 0, []
         with _collection_warnings(self.config):
-            items = self._collect(file)
+            items = self._collect(work)
         self._start_file(items)
         for index, item in enumerate(items):
             nextitem = items[index + 1] if index + 1 < len(items) else _FileBoundary(item)
@@ -150,7 +153,7 @@ class _RunnerPlugin:
             except KeyboardInterrupt as exc:
                 raise BuildStop(f"KeyboardInterrupt in {item.nodeid}", 2) from exc
         self.channel.file_complete(file, time.perf_counter() - started, len(items),
-                                   self.deselected, self.warnings)
+                                   self.deselected, self.warnings, tuple(self.timings))
 
     def teardown_session(self) -> None:
         """End the session fixtures here, where a failure can still be reported: serial
@@ -163,18 +166,19 @@ class _RunnerPlugin:
                                 message=f"session teardown: {exc!r}",
                                 longrepr=_format_exception(exc))
 
-    def _collect(self, file: str) -> list[Any]:
+    def _collect(self, work: RunFile) -> list[Any]:
         """Collect one file the way pytest's own collection reaches it, through the same
         directory nodes every time: asking pytest to collect the path instead would list
         (and make a node for) every file of its folder, for every file."""
-        session, hook = self.session, self.config.hook
+        session, hook, file = self.session, self.config.hook, work.file
         collectors = [] if "::" in file else self.tree.files(self.config.rootpath / file)
         if not collectors:   # a node id, a folder that failed to collect, a declined folder
-            return self._collect_by_argument(file)
+            return _select(work, self._collect_by_argument(file))
         items: list[Any] = []
         for collector in collectors:
             items.extend(session.genitems(collector))
         session._collection_cache = {}   # genitems' cache would keep every file alive
+        items = _select(work, items)
         session.items = items
         hook.pytest_collection_modifyitems(session=session, config=self.config, items=items)
         # No pytest_collection_finish: pytest 9.2 drops the conftests of every folder not
@@ -226,6 +230,7 @@ class _RunnerPlugin:
     def pytest_runtest_logfinish(self, nodeid: str) -> None:
         reports, self.reports = self.reports, []
         self.last_test = nodeid
+        self.timings.append((nodeid, sum(r.duration for r in reports)))
         for report, outcome in _outcomes(self.config, reports):
             path, line = _location(report)
             self.channel.result(
@@ -233,6 +238,17 @@ class _RunnerPlugin:
                 duration=sum(r.duration for r in reports), message=_one_line(report),
                 longrepr=_longrepr(report), sections=_sections(reports[-1]),
                 path=path, line=line)
+
+
+def _select(work: RunFile, items: list[Any]) -> list[Any]:
+    """The tests of this part of a split file (all of them for a whole file)."""
+    if work.tests:
+        wanted = set(work.tests)
+        return [item for item in items if item.nodeid in wanted]
+    if work.exclude:
+        unwanted = set(work.exclude)
+        return [item for item in items if item.nodeid not in unwanted]
+    return items
 
 
 class _FileBoundary:

@@ -36,8 +36,9 @@ class ConsoleReporter(Reporter):
         self.files_total = 0
         self.files_done = 0
         self.counts: Counter[str] = Counter()
-        self.letters: dict[str, list[str]] = {}          # file -> outcome letters so far
-        self.running: dict[str, str] = {}                # "worker/runner" -> file
+        self.letters: dict[str, list[str]] = {}          # "worker/runner" -> outcome letters
+        self.running: dict[str, events.FileStarted] = {}  # "worker/runner" -> what it runs
+        self.parts_done: Counter[str] = Counter()         # file -> parts finished
         self.problems: list[messages.Result] = []
         self.status_shown = False
         self.last_draw = 0.0
@@ -71,13 +72,13 @@ class ConsoleReporter(Reporter):
         self.out.flush()
 
     def on_file_started(self, event: events.FileStarted) -> None:
-        self.running[f"{event.worker}/{event.runner}"] = event.file
-        self.letters.setdefault(event.file, [])
+        self.running[f"{event.worker}/{event.runner}"] = event
         self.draw_status(force=True)
 
     def on_result(self, event: messages.Result) -> None:
         self.counts[event.outcome] += 1
-        self.letters.setdefault(event.file, []).append(LETTERS.get(event.outcome, "?"))
+        runner = f"{event.worker}/{event.runner}"
+        self.letters.setdefault(runner, []).append(LETTERS.get(event.outcome, "?"))
         if event.outcome in PROBLEMS:
             self.problems.append(event)
             if self.live:
@@ -85,12 +86,28 @@ class ConsoleReporter(Reporter):
         self.draw_status()
 
     def on_file_complete(self, event: messages.FileComplete) -> None:
-        self.files_done += 1
-        self.running.pop(f"{event.worker}/{event.runner}", None)
-        letters = "".join(self.letters.pop(event.file, []))
+        runner = f"{event.worker}/{event.runner}"
+        started = self.running.pop(runner, None)
+        parts = started.parts if started else 1
+        self.parts_done[event.file] += 1
+        if self.parts_done[event.file] == parts:
+            self.files_done += 1
+        letters = "".join(self.letters.pop(runner, []))
         if not self.live:
-            self.line(f"{event.file} {letters} {self.progress()}")
+            self.line(f"{_label(started) if started else event.file} {letters} {self.progress()}")
         self.draw_status(force=True)
+
+    def on_plan(self, event: events.Plan) -> None:
+        self.rule("plan (dry run)")
+        for unit in event.units:
+            expected = "new" if unit.expected is None else f"{unit.expected:.2f}s"
+            self.line(f"{expected:>9}  {unit.label}")
+        self.rule("expected time per runner")
+        for index, lane in enumerate(event.runners):
+            known = sum(u.expected or 0.0 for u in lane)
+            new = sum(1 for u in lane if u.expected is None)
+            extra = f" + {new} new files" if new else ""
+            self.line(f"runner {index}: {len(lane)} units, {known:.2f}s{extra}")
 
     def on_stop_build(self, event: messages.StopBuild) -> None:
         self.line(f"!!! {event.reason} !!!" if event.exit_code != 4 else f"ERROR: {event.reason}")
@@ -142,7 +159,8 @@ class ConsoleReporter(Reporter):
             return
         self.last_draw = now
         counts = " ".join(f"{n} {o}" for o, n in sorted(self.counts.items()))
-        running = " ".join(f"{r}:{os.path.basename(f)}" for r, f in sorted(self.running.items()))
+        running = " ".join(f"{r}:{os.path.basename(_label(f))}"
+                           for r, f in sorted(self.running.items()))
         text = f"{self.progress()} {self.files_done}/{self.files_total} files {counts} | {running}"
         self.out.write("\r" + text[: self.width - 1] + "\x1b[K")
         self.out.flush()
@@ -172,6 +190,10 @@ def summary_text(event: events.BuildFinished) -> str:
     if parts and event.message:
         text += f" ({event.message})"
     return f"{text} in {event.duration:.2f}s"
+
+
+def _label(started: events.FileStarted) -> str:
+    return started.file + (f" [part {started.part}/{started.parts}]" if started.parts > 1 else "")
 
 
 def _plural(count: int, noun: str) -> str:
