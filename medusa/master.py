@@ -193,9 +193,12 @@ class Master:
         self.end_worker(worker)
 
     def on_request_file(self, worker: WorkerState, message: messages.RequestFile) -> None:
-        worker.in_flight.pop(message.runner, None)
         worker.waiting.append(message.runner)
         self.hand_out_work()
+
+    def on_result_batch(self, worker: WorkerState, message: messages.ResultBatch) -> None:
+        for result in message.results:
+            self.on_result(worker, result)
 
     def on_result(self, worker: WorkerState, message: messages.Result) -> None:
         if message.when == "collect":
@@ -223,6 +226,8 @@ class Master:
         self.counts["deselected"] += message.deselected
         self.counts["warnings"] += message.warnings
         self.emit(message)
+        worker.waiting.append(message.runner)   # FileComplete asks for the next file too
+        self.hand_out_work()
 
     def on_runner_died(self, worker: WorkerState, message: messages.RunnerDied) -> None:
         unit = worker.in_flight.pop(message.runner, None)

@@ -5,7 +5,7 @@ seed's (see the README of the original gem):
 
     worker -> master   Ping, WorkerBegin | WorkerStartupFailure, Died
     master -> worker   Configure, RunFile, NoMoreWork, Shutdown
-    runner -> worker -> master   RequestFile, Result, FileComplete, StopBuild
+    runner -> worker -> master   RequestFile, Result (as ResultBatch), FileComplete, StopBuild
     worker -> master   RunnerDied  (a runner ended while it held a file)
     worker -> runner   RunFile, Shutdown
 
@@ -73,6 +73,8 @@ class WorkerStartupFailure:
 
 @dataclass(frozen=True)
 class RequestFile:
+    """A runner's first request; after that, each FileComplete is also a request (one
+    message less per file, which counts when files are small)."""
     runner: int
 
 
@@ -99,6 +101,13 @@ class Result:
     sections: tuple[tuple[str, str], ...] = ()   # captured output: (title, text)
     path: str = ""        # source file of the test, relative to the rootdir
     line: int = 0         # 1-based; 0 when unknown
+
+
+@dataclass(frozen=True)
+class ResultBatch:
+    """The worker relays the results its runners sent meanwhile in one message: a
+    message per test would cost the master more than a small test takes."""
+    results: tuple[Result, ...]
 
 
 @dataclass(frozen=True)

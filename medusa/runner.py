@@ -7,6 +7,7 @@ until the worker says Shutdown.
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import os
 import signal
 import sys
@@ -19,6 +20,7 @@ from medusa import messages, transport
 from medusa.drivers import Driver
 
 PR_SET_PDEATHSIG = 1
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
 
 @dataclass(frozen=True)
@@ -29,51 +31,73 @@ class RunnerIdentity:
     run_id: str
 
 
+@dataclass(frozen=True)
+class RunnerPipes:
+    """Two ways from a runner to its worker. `control` (both ways) carries requests and
+    answers, and wakes the worker. `results` (one way) carries each test's result as soon
+    as it is known, without waking the worker: it reads them when the runner next says
+    something or at its next tick. A result written there survives the runner's crash,
+    and a small test does not pay for a wake-up."""
+    control: Connection
+    results: Connection
+
+
 class WorkerChannel:
     """The driver's view of the worker (drivers.Channel)."""
 
-    def __init__(self, conn: Connection, identity: RunnerIdentity) -> None:
-        self._conn = conn
+    def __init__(self, pipes: RunnerPipes, identity: RunnerIdentity) -> None:
+        self._conn = pipes.control
+        self._results = pipes.results
         self._id = identity
+        self._asked = False   # a FileComplete asks for the next file too
 
     def next_file(self) -> messages.RunFile | None:
-        transport.send(self._conn, messages.RequestFile(self._id.index))
+        if not self._asked:
+            self._send(messages.RequestFile(self._id.index))
+        self._asked = False
         message = transport.recv(self._conn)
         return message if isinstance(message, messages.RunFile) else None   # or Shutdown
 
     def result(self, **fields: object) -> None:
-        transport.send(self._conn, messages.Result(
+        transport.send(self._results, messages.Result(
             worker=self._id.worker, runner=self._id.index, **fields))  # type: ignore[arg-type]
 
     def file_complete(self, file: str, duration: float, tests: int, deselected: int = 0,
                       warnings: int = 0, timings: tuple[tuple[str, float], ...] = ()) -> None:
-        transport.send(self._conn, messages.FileComplete(
-            self._id.worker, self._id.index, file, duration, tests, deselected, warnings,
-            timings))
+        self._send(messages.FileComplete(self._id.worker, self._id.index, file, duration,
+                                         tests, deselected, warnings, timings))
+        self._asked = True
 
     def stop_build(self, file: str, reason: str, exit_code: int) -> None:
-        transport.send(self._conn, messages.StopBuild(
-            self._id.worker, self._id.index, file, reason, exit_code))
+        self._send(messages.StopBuild(self._id.worker, self._id.index, file, reason,
+                                      exit_code))
+
+    def _send(self, message: object) -> None:
+        transport.send(self._conn, message)
 
 
 def fork(driver: Driver, identity: RunnerIdentity,
-         close_in_child: list[Connection]) -> tuple[int, Connection]:
-    """Start a runner; returns its pid and the worker's end of its pipe.
+         close_in_child: list[Connection]) -> tuple[int, RunnerPipes]:
+    """Start a runner; returns its pid and the worker's ends of its pipes.
 
     `close_in_child` are the worker's other connections (to the master, to the other
     runners): the child must not hold them, or a dead peer would never look dead.
     """
-    worker_end, runner_end = Pipe()
+    worker_control, runner_control = Pipe()
+    worker_results, runner_results = Pipe(duplex=False)
+    _enlarge(worker_results)
     pid = os.fork()
     if pid:
-        runner_end.close()
-        return pid, worker_end
+        runner_control.close()
+        runner_results.close()
+        return pid, RunnerPipes(worker_control, worker_results)
     code = 3
     try:
-        worker_end.close()
+        worker_control.close()
+        worker_results.close()
         for conn in close_in_child:
             conn.close()
-        code = _runner_main(driver, runner_end, identity)
+        code = _runner_main(driver, RunnerPipes(runner_control, runner_results), identity)
     except BaseException:
         traceback.print_exc()
     finally:
@@ -82,7 +106,7 @@ def fork(driver: Driver, identity: RunnerIdentity,
         os._exit(code)
 
 
-def _runner_main(driver: Driver, conn: Connection, identity: RunnerIdentity) -> int:
+def _runner_main(driver: Driver, pipes: RunnerPipes, identity: RunnerIdentity) -> int:
     _die_with_parent()
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.environ.update({
@@ -91,7 +115,15 @@ def _runner_main(driver: Driver, conn: Connection, identity: RunnerIdentity) -> 
         "MEDUSA_RUNNERS": str(identity.count),
         "MEDUSA_RUN_ID": identity.run_id,
     })
-    return driver.serve(WorkerChannel(conn, identity), identity.index)
+    return driver.serve(WorkerChannel(pipes, identity), identity.index)
+
+
+def _enlarge(conn: Connection) -> None:
+    """A bigger pipe lets a runner write a long traceback without waiting for the worker."""
+    try:
+        fcntl.fcntl(conn.fileno(), F_SETPIPE_SZ, 1 << 20)
+    except OSError:   # above /proc/sys/fs/pipe-max-size: the default will do
+        pass
 
 
 def _die_with_parent() -> None:

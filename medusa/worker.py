@@ -22,13 +22,16 @@ from medusa import drivers, messages, runner, transport
 # A runner that dies is replaced, but a suite that kills every runner must not make the
 # worker fork forever.
 REPLACEMENTS_PER_RUNNER = 3
+# How often results that runners wrote are passed on when nothing else happens.
+RESULTS_TICK_SECONDS = 0.1
 
 
 @dataclass
 class RunnerSlot:
     index: int
     pid: int
-    conn: Connection
+    conn: Connection          # control: requests and answers
+    results: Connection       # one way: its results, read when convenient
     file: str = ""            # what it is running; "" when idle
     waiting: bool = False     # it asked for a file and has no answer yet
     stopping: bool = False    # it was told to end
@@ -90,20 +93,25 @@ class Worker:
         assert self.driver is not None
         identity = runner.RunnerIdentity(self.cfg.worker, index, self.cfg.runners,
                                          self.cfg.run_id)
-        others = [self.master, *(slot.conn for slot in self.runners.values())]
-        pid, conn = runner.fork(self.driver, identity, others)
-        self.runners[index] = RunnerSlot(index, pid, conn)
+        others = [self.master, *(c for slot in self.runners.values()
+                                 for c in (slot.conn, slot.results))]
+        pid, pipes = runner.fork(self.driver, identity, others)
+        self.runners[index] = RunnerSlot(index, pid, pipes.control, pipes.results)
 
     # --- the event loop --------------------------------------------------------------------
 
     def relay(self) -> None:
         while self.runners:
             by_conn = {slot.conn: slot for slot in self.runners.values()}
-            for conn in wait([self.master, *by_conn]):
+            ready = wait([self.master, *by_conn], timeout=RESULTS_TICK_SECONDS)
+            for conn in ready:
                 if conn is self.master:
                     self.from_master()
-                else:
+                elif by_conn[conn].index in self.runners:
                     self.from_runner(by_conn[conn])
+            if not ready:
+                for slot in list(self.runners.values()):
+                    self.relay_results(slot)
 
     def from_master(self) -> None:
         try:
@@ -122,16 +130,27 @@ class Worker:
             raise SystemExit(2)
 
     def from_runner(self, slot: RunnerSlot) -> None:
+        # its results written before this message go first
+        self.relay_results(slot)
         try:
             message = transport.recv(slot.conn)
         except (EOFError, OSError):
+            self.relay_results(slot)
             self.runner_ended(slot)
             return
-        if isinstance(message, messages.RequestFile):
+        if isinstance(message, (messages.RequestFile, messages.FileComplete)):
             slot.file, slot.waiting = "", True
-        elif isinstance(message, messages.FileComplete):
-            slot.file = ""
         self.send(message)
+
+    def relay_results(self, slot: RunnerSlot) -> None:
+        results = []
+        try:
+            while slot.results.poll():
+                results.append(transport.recv(slot.results))
+        except (EOFError, OSError):
+            pass   # the runner is gone; its control pipe says so too
+        if results:
+            self.send(messages.ResultBatch(tuple(results)))
 
     def stop_runner(self, slot: RunnerSlot) -> None:
         slot.waiting, slot.stopping = False, True
@@ -140,6 +159,7 @@ class Worker:
     def runner_ended(self, slot: RunnerSlot) -> None:
         del self.runners[slot.index]
         slot.conn.close()
+        slot.results.close()
         status = _reap(slot.pid)
         if status == 0 and slot.stopping:
             return

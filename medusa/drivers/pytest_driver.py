@@ -276,15 +276,15 @@ class _Tree:
     def __init__(self, session: Any) -> None:
         self.session = session
         self.nodes: dict[Path, Any] = {}
-        self.listings: dict[Path, list[Any]] = {}
+        self.listings: dict[Path, dict[Path, list[Any]]] = {}   # folder -> path -> nodes
 
     def files(self, path: Path) -> list[Any]:
         """The File collectors pytest makes for this path in its folder (none: unknown)."""
         directory = self.directory(path.parent)
         if directory is None:
             return []
-        return [node for node in self.listing(directory)
-                if isinstance(node, pytest.File) and node.path == path]
+        return [node for node in self.listing(directory).get(path, [])
+                if isinstance(node, pytest.File)]
 
     def directory(self, path: Path) -> Any:
         if path not in self.nodes:
@@ -300,14 +300,17 @@ class _Tree:
         parent = self.directory(above)
         if parent is None:
             return None
-        return next((node for node in self.listing(parent)
-                     if isinstance(node, pytest.Directory) and node.path == path), None)
+        return next((node for node in self.listing(parent).get(path, [])
+                     if isinstance(node, pytest.Directory)), None)
 
-    def listing(self, directory: Any) -> list[Any]:
+    def listing(self, directory: Any) -> dict[Path, list[Any]]:
         if directory.path not in self.listings:
             from _pytest.runner import collect_one_node
             report = collect_one_node(directory)
-            self.listings[directory.path] = list(report.result) if report.passed else []
+            children: dict[Path, list[Any]] = {}
+            for node in report.result if report.passed else []:
+                children.setdefault(node.path, []).append(node)
+            self.listings[directory.path] = children
         return self.listings[directory.path]
 
 
