@@ -15,7 +15,6 @@ from typing import NoReturn
 import medusa
 from medusa import reporters
 from medusa.master import BuildSettings, Master
-from medusa.stats import usable_cpus
 
 OK, TESTS_FAILED, INTERRUPTED, INTERNAL_ERROR, USAGE_ERROR, NO_TESTS = range(6)
 
@@ -41,7 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("paths", nargs="*", metavar="PATHS",
                         help="test files or folders (default: what pytest would collect)")
     parser.add_argument("--local", metavar="N|auto", default="auto", type=_runner_count,
-                        help="runners on this machine (default: auto, one per usable CPU)")
+                        help="runners on this machine (default: auto: one per CPU this "
+                             "process may use, fewer when memory is short or the host busy)")
+    parser.add_argument("--max-host-runners", metavar="N", type=_runner_count,
+                        help="cap on the runners of all medusa builds on this host together "
+                             "(default: $MEDUSA_MAX_HOST_RUNNERS, else what auto would run)")
     parser.add_argument("--format", metavar="NAME[:PATH]", action="append", default=[],
                         help="add a report: json:PATH (one JSON object per event); "
                              "the console report is always on")
@@ -106,12 +109,12 @@ def run_build(argv: list[str]) -> int:
         raise UsageError(f"unrecognized arguments: {' '.join(unknown)}; "
                          f"framework options go after --, e.g. medusa -- {unknown[0]}")
     check_paths(options.paths)
-    runners, reason = _decide_runners(options.local)
     formats = [_parse_format(spec) for spec in options.format]
     fan_out = reporters.Reporters([reporters.create("console", None, sys.stdout)] + [
         reporters.create(name, path, sys.stdout) for name, path in formats if name != "console"])
     settings = BuildSettings(paths=tuple(options.paths), framework_args=tuple(framework_args),
-                             runners=runners, runners_reason=reason, cwd=os.getcwd(),
+                             runners=None if options.local == "auto" else options.local,
+                             max_host_runners=options.max_host_runners, cwd=os.getcwd(),
                              argv=tuple(argv), history=options.history,
                              failed_first=options.failed_first, split=options.split,
                              no_split=tuple(options.no_split_file), dry_run=options.dry_run)
@@ -130,12 +133,6 @@ def check_paths(paths: list[str]) -> None:
     for path in paths:
         if not os.path.exists(path.split("::")[0]):
             raise UsageError(f"file or directory not found: {path}")
-
-
-def _decide_runners(local: str | int) -> tuple[int, str]:
-    if local == "auto":
-        return usable_cpus()
-    return int(local), f"--local {local}"
 
 
 def _parse_format(spec: str) -> tuple[str, str | None]:

@@ -17,8 +17,6 @@ class BuildStarted:
     started_at: float         # time.time()
     rootdir: str              # the directory medusa was started in
     workers: tuple[str, ...]
-    runners: int              # planned, over all workers
-    runners_reason: str       # why that many ("--local 4", "auto: 2 usable CPUs")
     argv: tuple[str, ...]
 
 

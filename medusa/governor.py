@@ -17,7 +17,10 @@ import os
 import stat
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+
+from medusa.stats import Capacity, decide_auto_runners
 
 DIRECTORY_VARIABLE = "MEDUSA_GOVERNOR_DIR"
 MAX_RUNNERS_VARIABLE = "MEDUSA_MAX_HOST_RUNNERS"
@@ -195,3 +198,38 @@ def runners_to_start(requested: int | None, slots_got: int, cap_set: bool) -> in
     if cap_set:
         return min(requested, slots_got)
     return requested
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """How many runners a worker starts on this host, why, and the slots it holds."""
+    runners: int
+    reason: str
+    slots: Slots | None
+
+
+def reserve(requested: int | None, max_host_runners: int | None,
+            on_wait: Callable[[str], None], env: Mapping[str, str] = os.environ) -> Reservation:
+    """Decide this host's runner count (`requested` None: auto) and take the slots.
+
+    A build started inside a medusa runner (medusa testing itself) runs in its parent's
+    slot: it takes none, or it could wait for slots its own parent holds.
+    """
+    capacity = decide_auto_runners()
+    if env.get("MEDUSA_RUNNER") is not None:
+        count = requested or capacity.runners
+        return Reservation(count, _why(requested, capacity) + "; inside a medusa runner, "
+                                  "so outside the host's runner pool", None)
+    pool, cap_set, pool_reason = pool_size_from(env, max_host_runners, capacity.pool)
+    governor = Governor(default_directory(env), pool)
+    wait = requested is None or cap_set
+    slots = governor.acquire(requested or capacity.runners, wait=wait, on_wait=on_wait)
+    count = runners_to_start(requested, slots.count, cap_set)
+    reason = _why(requested, capacity)
+    if count < (requested or capacity.runners):
+        reason += f"; {slots.count} of the host's {pool} runner slots were free ({pool_reason})"
+    return Reservation(count, reason, slots)
+
+
+def _why(requested: int | None, capacity: Capacity) -> str:
+    return capacity.reason if requested is None else f"--local {requested}"

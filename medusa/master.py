@@ -32,8 +32,8 @@ OUTPUT_TAIL_LINES = 40
 class BuildSettings:
     paths: tuple[str, ...]
     framework_args: tuple[str, ...]
-    runners: int
-    runners_reason: str
+    runners: int | None               # None: auto, decided by each worker on its host
+    max_host_runners: int | None = None
     driver: str = "pytest"
     cwd: str = "."
     argv: tuple[str, ...] = ()
@@ -67,7 +67,7 @@ class Master:
         self.reporters = reporters
         self.run_id = secrets.token_hex(6)
         self.authkey = transport.new_authkey()
-        self.workers = [WorkerState(LocalWorker("local", settings.runners))]
+        self.workers = [WorkerState(LocalWorker("local"))]
         self.by_output: dict[int, WorkerState] = {}
         self.by_conn: dict[Connection, WorkerState] = {}
         self.unidentified: list[Connection] = []
@@ -94,8 +94,7 @@ class Master:
         try:
             self.emit(events.BuildStarted(
                 self.run_id, time.time(), os.path.abspath(self.settings.cwd),
-                tuple(w.name for w in self.workers), self.settings.runners,
-                self.settings.runners_reason, self.settings.argv))
+                tuple(w.name for w in self.workers), self.settings.argv))
             for worker in self.workers:
                 worker.target.start(server.address, self.authkey, self.settings.cwd)
                 if worker.target.output is not None:
@@ -149,8 +148,9 @@ class Master:
         worker.conn = conn
         self.by_conn[conn] = worker
         transport.send(conn, messages.Configure(
-            worker.name, self.run_id, worker.target.runners, self.settings.driver,
-            self.settings.paths, self.settings.framework_args))
+            worker.name, self.run_id, self.settings.runners, self.settings.driver,
+            self.settings.paths, self.settings.framework_args,
+            max_host_runners=self.settings.max_host_runners))
 
     def receive(self, worker: WorkerState) -> None:
         assert worker.conn is not None
@@ -176,15 +176,18 @@ class Master:
         if self.settings.history:
             self.history_path = Path(message.rootdir) / history.HISTORY_FILE
             past = history.History.load(self.history_path)
-        self.scheduler = Scheduler(list(message.files), self.settings.runners, past,
+        self.scheduler = Scheduler(list(message.files), message.runners, past,
                                    self.settings.failed_first, self.settings.split,
                                    self.settings.no_split)
         self.maxfail = message.maxfail
         if self.settings.dry_run:
             self.emit(events.Plan(tuple(self.scheduler.plan),
-                                  simulate(self.scheduler.plan, self.settings.runners)))
+                                  simulate(self.scheduler.plan, message.runners)))
             self.scheduler.drop_queued()   # planned, not "not run"
             self.stop_everything("dry run")
+
+    def on_worker_waiting(self, worker: WorkerState, message: messages.WorkerWaiting) -> None:
+        self.emit(message)
 
     def on_worker_startup_failure(self, worker: WorkerState,
                                   message: messages.WorkerStartupFailure) -> None:

@@ -41,11 +41,19 @@ class Configure:
     """The master's answer to Ping: what this worker is to do."""
     worker: str
     run_id: str
-    runners: int
+    runners: int | None           # None: decided on the worker's host (auto)
     driver: str
     paths: tuple[str, ...]
     framework_args: tuple[str, ...]
     env: tuple[tuple[str, str], ...] = ()
+    max_host_runners: int | None = None   # the host-wide cap (governor.py), if given
+
+
+@dataclass(frozen=True)
+class WorkerWaiting:
+    """The worker waits for a runner slot of its host (other builds hold them all)."""
+    worker: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,7 @@ class WorkerBegin:
     """The framework is loaded and the runners are forked; `files` is what the worker found."""
     worker: str
     runners: int
+    runners_reason: str   # why that many: "--local 4", "auto: 2 usable CPUs ..."
     rootdir: str
     framework: str
     files: tuple[str, ...]

@@ -1,9 +1,8 @@
 """What this machine can give a build.
 
-`usable_cpus()` counts the CPUs this process may really use: os.cpu_count() reports the
-host's CPUs even where CPU affinity or a container's cgroup quota allows fewer.
-
-`decide_auto_runners()` is what `--local auto` means: usable CPUs, limited by the memory
+`decide_auto_runners()` is what `--local auto` means: the CPUs this process may really
+use (os.cpu_count() reports the host's CPUs even where CPU affinity or a container's
+cgroup quota allows fewer), limited by the memory
 this process may still use and by CPUs that other work keeps busy, with the reason.
 
 Pure helpers (`decide`, `cpu_count_from`, `cgroup_dirs_from`, ...) take measured numbers
@@ -348,15 +347,6 @@ def _cpu_ticks(path: Path) -> tuple[int, int] | None:
         return None
     total = sum(ticks)
     return total - ticks[3] - ticks[4], total
-
-
-def usable_cpus() -> tuple[int, str]:
-    """The number of CPUs, and why."""
-    affinity, quota = read_affinity(), cgroup_cpu_quota()
-    count = cpu_count_from(affinity, quota)
-    if count < affinity:
-        return count, f"auto: cgroup CPU quota {quota:g} of {affinity} CPUs"
-    return count, f"auto: {count} usable CPU{_s(count)}"
 
 
 def decide_auto_runners(sample_seconds: float = BUSY_SAMPLE_SECONDS) -> Capacity:

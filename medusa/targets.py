@@ -31,7 +31,6 @@ class LocalWorker:
     """The worker's stdout and stderr (its runners' too) come back through one pipe,
     `output`, that the master reads: output of tests run with -s reaches the user."""
     name: str
-    runners: int
     process: subprocess.Popen[bytes] | None = None
 
     def start(self, address: tuple[str, int], authkey: bytes, cwd: str) -> None:

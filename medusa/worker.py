@@ -17,7 +17,7 @@ import traceback
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 
-from medusa import drivers, messages, runner, transport
+from medusa import drivers, governor, messages, runner, transport
 
 # A runner that dies is replaced, but a suite that kills every runner must not make the
 # worker fork forever.
@@ -59,11 +59,20 @@ class Worker:
         self.runners: dict[int, RunnerSlot] = {}
         self.driver: drivers.Driver | None = None
         self.replacements = 0
+        self.runner_count = 0
         self.lost: list[str] = []
 
     def run(self) -> int:
         started = time.monotonic()
         os.environ.update(dict(self.cfg.env))
+        try:
+            # held until this process and its runners end (the kernel lets go then)
+            reservation = governor.reserve(self.cfg.runners, self.cfg.max_host_runners,
+                                           self.tell_waiting)
+        except ValueError as exc:   # a bad MEDUSA_MAX_HOST_RUNNERS
+            self.send(messages.WorkerStartupFailure(self.cfg.worker, str(exc), "", 4))
+            return 4
+        self.runner_count = reservation.runners
         try:
             driver = drivers.create(self.cfg.driver)
             prepared = driver.prepare(self.cfg.paths, self.cfg.framework_args)
@@ -76,14 +85,14 @@ class Worker:
                 self.cfg.worker, f"internal error while starting the worker: {exc!r}",
                 traceback.format_exc(), 3))
             return 3
-        self.send(messages.WorkerBegin(self.cfg.worker, self.cfg.runners, prepared.rootdir,
-                                       prepared.framework, prepared.files,
+        self.send(messages.WorkerBegin(self.cfg.worker, self.runner_count, reservation.reason,
+                                       prepared.rootdir, prepared.framework, prepared.files,
                                        time.monotonic() - started, prepared.maxfail))
         self.driver = driver
         # Objects made so far (the framework, the user's modules) are never freed: keeping
         # the collector off them keeps their pages shared between the runners.
         gc.freeze()
-        for index in range(self.cfg.runners):
+        for index in range(self.runner_count):
             self.start_runner(index)
         self.relay()
         self.send(messages.Died(self.cfg.worker, len(self.lost), tuple(self.lost)))
@@ -91,7 +100,7 @@ class Worker:
 
     def start_runner(self, index: int) -> None:
         assert self.driver is not None
-        identity = runner.RunnerIdentity(self.cfg.worker, index, self.cfg.runners,
+        identity = runner.RunnerIdentity(self.cfg.worker, index, self.runner_count,
                                          self.cfg.run_id)
         others = [self.master, *(c for slot in self.runners.values()
                                  for c in (slot.conn, slot.results))]
@@ -165,7 +174,7 @@ class Worker:
             return
         reason = _describe_status(status)
         self.lost.append(f"runner {slot.index}: {reason}")
-        replace = not slot.stopping and self.replacements < REPLACEMENTS_PER_RUNNER * self.cfg.runners
+        replace = not slot.stopping and self.replacements < REPLACEMENTS_PER_RUNNER * self.runner_count
         if not replace and not slot.stopping:
             reason += f"; not replaced: {self.replacements} runners were replaced already"
         self.send(messages.RunnerDied(self.cfg.worker, slot.index, slot.file, reason))
@@ -184,6 +193,9 @@ class Worker:
 
     def send(self, message: object) -> None:
         transport.send(self.master, message)
+
+    def tell_waiting(self, reason: str) -> None:
+        self.send(messages.WorkerWaiting(self.cfg.worker, reason))
 
 
 def _reap(pid: int) -> int:

@@ -58,3 +58,11 @@ def no_leftover_processes(monkeypatch: pytest.MonkeyPatch):
             except psutil.Error:
                 pass
         pytest.fail("processes left running after the test:\n" + "\n".join(described))
+
+
+@pytest.fixture(autouse=True)
+def own_runner_pool(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory):
+    """Each test's builds share a runner-slot pool of their own: builds of other tests
+    (or of the medusa that may be running this suite) must not make them wait."""
+    monkeypatch.setenv("MEDUSA_GOVERNOR_DIR", str(tmp_path_factory.mktemp("governor")))
+    monkeypatch.delenv("MEDUSA_MAX_HOST_RUNNERS", raising=False)

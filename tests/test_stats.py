@@ -190,7 +190,6 @@ def test_the_readers_on_this_machine():
     assert capacity.load == pytest.approx(os.getloadavg()[0], abs=1.0)
     available = stats.read_available_memory()
     assert 0 < available <= psutil.virtual_memory().total
-    assert stats.usable_cpus()[0] == capacity.cpus
 
 
 def run_in_child(code: str) -> dict:
@@ -209,8 +208,8 @@ def test_auto_is_one_runner_under_a_one_cpu_affinity_mask():
         "from medusa import stats\n"
         "capacity = stats.decide_auto_runners()\n"
         "print(json.dumps({'runners': capacity.runners, 'cpus': capacity.cpus,\n"
-        "                  'reason': capacity.reason, 'usable': stats.usable_cpus()[0]}))\n")
-    assert found["runners"] == found["cpus"] == found["usable"] == 1
+        "                  'reason': capacity.reason}))\n")
+    assert found["runners"] == found["cpus"] == 1
     assert "affinity 1" in found["reason"] or "1 runner" in found["reason"], found
 
 

@@ -47,14 +47,17 @@ class ConsoleReporter(Reporter):
 
     def on_build_started(self, event: events.BuildStarted) -> None:
         self.rule("medusa: test session starts")
-        self.line(f"run {event.run_id}: {event.runners} runners ({event.runners_reason})")
+        self.line(f"run {event.run_id}, workers: {', '.join(event.workers)}")
 
     def on_worker_begin(self, event: messages.WorkerBegin) -> None:
         if not self.files_total:
             self.files_total = len(event.files)
+        self.line(f"worker {event.worker}: {event.runners} runners ({event.runners_reason})")
         self.line(f"worker {event.worker}: {event.framework}, rootdir {event.rootdir}, "
-                  f"{len(event.files)} files, {event.runners} runners, "
-                  f"ready in {event.startup_seconds:.2f}s")
+                  f"{len(event.files)} files, ready in {event.startup_seconds:.2f}s")
+
+    def on_worker_waiting(self, event: messages.WorkerWaiting) -> None:
+        self.line(f"worker {event.worker}: {event.reason}")
 
     def on_worker_startup_failure(self, event: messages.WorkerStartupFailure) -> None:
         self.line(f"ERROR: worker {event.worker} could not start: {event.message}")
@@ -68,8 +71,7 @@ class ConsoleReporter(Reporter):
 
     def on_output(self, event: events.Output) -> None:
         self.clear_status()
-        self.out.write(event.text)
-        self.out.flush()
+        self.write(event.text)
 
     def on_file_started(self, event: events.FileStarted) -> None:
         self.running[f"{event.worker}/{event.runner}"] = event
@@ -162,19 +164,24 @@ class ConsoleReporter(Reporter):
         running = " ".join(f"{r}:{os.path.basename(_label(f))}"
                            for r, f in sorted(self.running.items()))
         text = f"{self.progress()} {self.files_done}/{self.files_total} files {counts} | {running}"
-        self.out.write("\r" + text[: self.width - 1] + "\x1b[K")
-        self.out.flush()
+        self.write("\r" + text[: self.width - 1] + "\x1b[K")
         self.status_shown = True
 
     def clear_status(self) -> None:
         if self.status_shown:
-            self.out.write("\r\x1b[K")
+            self.write("\r\x1b[K")
             self.status_shown = False
 
     def line(self, text: str) -> None:
         self.clear_status()
-        self.out.write(text + "\n")
-        self.out.flush()
+        self.write(text + "\n")
+
+    def write(self, text: str) -> None:
+        try:
+            self.out.write(text)
+            self.out.flush()
+        except BrokenPipeError:   # `medusa | head`: the reader left; the build goes on
+            self.out = open(os.devnull, "w")
 
     def rule(self, title: str, char: str = "=", end: bool = False) -> None:
         text = f" {title} "
