@@ -259,7 +259,9 @@ def build_commands(suite: Suite, only: list[str], medusa: Path) -> dict[str, Com
         "serial": Command("serial", [py, *PYTEST_BASE, *suite.args]),
         "xdist": (Command("xdist", [py, *PYTEST_BASE, "-n", n, *suite.args]) if has_xdist(py)
                   else Command("xdist", None, "xdist: not available")),
-        "medusa": (Command("medusa", [py, str(medusa), "--local", n, *suite.args]) if medusa.is_file()
+        # --no-history: this benchmark measures a first run (bench_schedule.py the second)
+        "medusa": (Command("medusa", [py, str(medusa), "--local", n, "--no-history", *suite.args])
+                   if medusa.is_file()
                    else Command("medusa", None, "medusa: not available")),
     }
     for runner, cmd in cmds.items():

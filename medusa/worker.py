@@ -110,15 +110,17 @@ class Worker:
     # --- the event loop --------------------------------------------------------------------
 
     def relay(self) -> None:
+        last_tick = time.monotonic()
         while self.runners:
             by_conn = {slot.conn: slot for slot in self.runners.values()}
-            ready = wait([self.master, *by_conn], timeout=RESULTS_TICK_SECONDS)
-            for conn in ready:
+            for conn in wait([self.master, *by_conn], timeout=RESULTS_TICK_SECONDS):
                 if conn is self.master:
                     self.from_master()
                 elif by_conn[conn].index in self.runners:
                     self.from_runner(by_conn[conn])
-            if not ready:
+            # a runner deep in a long file says nothing else for a while
+            if time.monotonic() - last_tick >= RESULTS_TICK_SECONDS:
+                last_tick = time.monotonic()
                 for slot in list(self.runners.values()):
                     self.relay_results(slot)
 
