@@ -49,6 +49,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -400,17 +402,17 @@ HEADER = ["suite", "N", "serial s", "xdist -n N s", "medusa s", "medusa/serial",
           "medusa/xdist", "medusa/lower-bound", "xdist/lower-bound"]
 
 
-def format_text(rows: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in [HEADER, *rows]) for i in range(len(HEADER))]
+def format_text(rows: list[list[str]], header: list[str] = HEADER) -> str:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
 
     def line(cells: list[str]) -> str:
         return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
 
-    return "\n".join([line(HEADER), "  ".join("-" * w for w in widths), *(line(r) for r in rows)])
+    return "\n".join([line(header), "  ".join("-" * w for w in widths), *(line(r) for r in rows)])
 
 
-def format_markdown(rows: list[list[str]]) -> str:
-    out = ["| " + " | ".join(HEADER) + " |", "|" + "|".join([":---"] + ["---:"] * (len(HEADER) - 1)) + "|"]
+def format_markdown(rows: list[list[str]], header: list[str] = HEADER) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join([":---"] + ["---:"] * (len(header) - 1)) + "|"]
     out += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(out)
 
@@ -466,14 +468,29 @@ def print_report(results: list[Result], notes: list[str], a: argparse.Namespace)
 
 # --------------------------------------------------------------------------- main
 
+@contextmanager
+def scratch_dir(prefix: str, keep: bool) -> Iterator[Path]:
+    """A temporary directory for suites and logs, deleted at the end unless `keep`.
+    Ctrl-C ends the block quietly, so that the caller reports what finished."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield tmp
+    except KeyboardInterrupt:
+        log("interrupted; reporting what finished")
+    finally:
+        if keep:
+            log(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
     suites, notes = select_suites(a)
     for note in notes:
         log(f"note: {note}")
-    tmp = Path(tempfile.mkdtemp(prefix="medusa-bench-"))
     results: list[Result] = []
-    try:
+    with scratch_dir("medusa-bench-", a.keep_temp) as tmp:
         for suite in suites:
             log(f"== {suite.name} (N={suite.n})")
             if not suite.real:
@@ -487,13 +504,6 @@ def main(argv: list[str] | None = None) -> int:
             results.append(res)
             if not suite.real and not a.keep_temp:
                 shutil.rmtree(suite.cwd, ignore_errors=True)
-    except KeyboardInterrupt:
-        log("interrupted; reporting what finished")
-    finally:
-        if a.keep_temp:
-            log(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
     print_report(results, notes, a)
     return 0
 

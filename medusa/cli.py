@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-host-runners", metavar="N", type=_runner_count,
                         help="cap on the runners of all medusa builds on this host together "
                              "(default: $MEDUSA_MAX_HOST_RUNNERS, else what auto would run)")
+    parser.add_argument("--timeout", metavar="SECONDS", type=_seconds,
+                        help="a test running longer is stopped: its runner's stacks go in the "
+                             "report, the test is an error, the rest of its file runs on")
     parser.add_argument("--format", metavar="NAME[:PATH]", action="append", default=[],
                         help="add a report: json:PATH (one JSON object per event); "
                              "the console report is always on")
@@ -74,6 +77,16 @@ def _runner_count(value: str) -> str | int:
     if count < 1:
         raise argparse.ArgumentTypeError(f"needs at least 1 runner, got {count}")
     return count
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {value!r}")
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {value}")
+    return seconds
 
 
 def split_framework_args(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -117,7 +130,8 @@ def run_build(argv: list[str]) -> int:
                              max_host_runners=options.max_host_runners, cwd=os.getcwd(),
                              argv=tuple(argv), history=options.history,
                              failed_first=options.failed_first, split=options.split,
-                             no_split=tuple(options.no_split_file), dry_run=options.dry_run)
+                             no_split=tuple(options.no_split_file), dry_run=options.dry_run,
+                             timeout=options.timeout)
     signal.signal(signal.SIGTERM, _interrupt)
     master = Master(settings, fan_out)
     code = master.run()

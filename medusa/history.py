@@ -43,7 +43,7 @@ class History:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             return cls({name: _timing(entry) for name, entry in data["files"].items()})
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return cls()
 
 

@@ -42,6 +42,7 @@ class BuildSettings:
     split: bool = True            # split a file longer than a runner's share
     no_split: tuple[str, ...] = ()  # globs of files never to split
     dry_run: bool = False         # print the plan, run nothing
+    timeout: float | None = None  # seconds per test
 
 
 @dataclass
@@ -75,6 +76,8 @@ class Master:
         self.history_path: Path | None = None
         self.finished_parts: dict[str, list[tuple[Unit, messages.FileComplete]]] = {}
         self.failed_files: set[str] = set()
+        self.untimed_files: set[str] = set()   # a runner died in them: timings are partial
+        self.import_warnings: dict[str, int] = {}
         self.collect_errors: set[tuple[str, str]] = set()
         self.counts: Counter[str] = Counter()
         self.not_run: list[events.NotRun] = []
@@ -150,7 +153,7 @@ class Master:
         transport.send(conn, messages.Configure(
             worker.name, self.run_id, self.settings.runners, self.settings.driver,
             self.settings.paths, self.settings.framework_args,
-            max_host_runners=self.settings.max_host_runners))
+            max_host_runners=self.settings.max_host_runners, timeout=self.settings.timeout))
 
     def receive(self, worker: WorkerState) -> None:
         assert worker.conn is not None
@@ -228,6 +231,9 @@ class Master:
         self.finished_parts.setdefault(unit.file, []).append((unit, message))
         self.counts["deselected"] += message.deselected
         self.counts["warnings"] += message.warnings
+        # every part of a split file imports it: its import warnings count once
+        self.import_warnings[unit.file] = max(self.import_warnings.get(unit.file, 0),
+                                              message.import_warnings)
         self.emit(message)
         worker.waiting.append(message.runner)   # FileComplete asks for the next file too
         self.hand_out_work()
@@ -236,9 +242,26 @@ class Master:
         unit = worker.in_flight.pop(message.runner, None)
         if message.runner in worker.waiting:
             worker.waiting.remove(message.runner)
+        if unit is None or not message.test:
+            self.emit(message)
+            if unit is not None:   # it died outside a test (importing the file, say)
+                self.give_up(unit, f"runner {worker.name}/{message.runner} died ({message.reason})")
+            return
+        # The test it was running is an error; the rest of its work goes to another runner.
+        what = f"runner {worker.name}/{message.runner} died ({message.reason})"
+        self.untimed_files.add(unit.file)
+        timed_out = message.reason.startswith("timed out")
+        self.on_result(worker, messages.Result(
+            worker=worker.name, runner=message.runner, file=unit.file, test=message.test,
+            outcome="error", when="call", duration=0.0,
+            message=message.reason if timed_out else f"{what} while running this test",
+            longrepr=message.stacks or what))
         self.emit(message)
-        if unit is not None:
-            self.give_up(unit, f"runner {worker.name}/{message.runner} died ({message.reason})")
+        assert self.scheduler is not None
+        # what it had not run yet, on another runner (if nothing is left, the runner
+        # that gets it finds no test and says so at once)
+        self.scheduler.give_back(unit, unit.without(set(message.done) | {message.test}))
+        self.hand_out_work()
 
     def on_stop_build(self, worker: WorkerState, message: messages.StopBuild) -> None:
         self.emit(message)
@@ -350,6 +373,7 @@ class Master:
     # --- the end ---------------------------------------------------------------------------
 
     def finish(self) -> int:
+        self.counts["warnings"] += sum(self.import_warnings.values())
         self.record_history()
         code = self.exit_code()
         counts = tuple((name, self.counts[name]) for name in OUTCOME_ORDER if self.counts[name])
@@ -367,7 +391,7 @@ class Master:
         now = time.time()
         news = {}
         for file, parts in self.finished_parts.items():
-            if len(parts) != parts[0][0].parts:
+            if len(parts) != parts[0][0].parts or file in self.untimed_files:
                 continue
             parts.sort(key=lambda done: done[0].part)
             news[file] = history.FileTiming(

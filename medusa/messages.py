@@ -47,6 +47,7 @@ class Configure:
     framework_args: tuple[str, ...]
     env: tuple[tuple[str, str], ...] = ()
     max_host_runners: int | None = None   # the host-wide cap (governor.py), if given
+    timeout: float | None = None          # seconds a test may run before it is killed
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,14 @@ class Result:
 
 
 @dataclass(frozen=True)
+class TestStarted:
+    """Runner -> worker, on the results pipe: which test runs now. The worker needs it
+    to time tests out and to say which test a dead runner was running; it goes no
+    further."""
+    test: str
+
+
+@dataclass(frozen=True)
 class ResultBatch:
     """The worker relays the results its runners sent meanwhile in one message: a
     message per test would cost the master more than a small test takes."""
@@ -127,7 +136,8 @@ class FileComplete:
     duration: float       # wall seconds in the runner, collection included
     tests: int            # tests collected (after deselection)
     deselected: int = 0
-    warnings: int = 0
+    warnings: int = 0             # raised by its tests
+    import_warnings: int = 0      # raised while it was collected (once per part, if split)
     timings: tuple[tuple[str, float], ...] = ()   # (test id, seconds) in the order run
 
 
@@ -157,12 +167,14 @@ class Shutdown:
 
 @dataclass(frozen=True)
 class RunnerDied:
-    """A runner ended without being asked to (crash, signal, os._exit)."""
+    """A runner ended without being asked to (crash, signal, os._exit, a timeout)."""
     worker: str
     runner: int
     file: str             # the file it held, or "" when idle
-    reason: str           # "exit code 3", "killed by signal 9 (SIGKILL)"
-    output: str = ""      # the last lines it wrote
+    reason: str           # "exit code 3", "killed by signal 9 (SIGKILL)", "timed out after 5 s"
+    test: str = ""        # the test it was running ("": none, e.g. while importing)
+    done: tuple[str, ...] = ()   # tests of that file whose results it had sent
+    stacks: str = ""      # its Python stacks, when it was timed out
 
 
 @dataclass(frozen=True)

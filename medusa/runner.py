@@ -7,6 +7,7 @@ until the worker says Shutdown.
 from __future__ import annotations
 
 import ctypes
+import faulthandler
 import fcntl
 import os
 import signal
@@ -20,6 +21,7 @@ from medusa import messages, transport
 from medusa.drivers import Driver
 
 PR_SET_PDEATHSIG = 1
+STACKS_SIGNAL = signal.SIGUSR1
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
 
@@ -29,6 +31,7 @@ class RunnerIdentity:
     index: int
     count: int
     run_id: str
+    stacks_file: str = ""     # where its stacks go when the worker asks (SIGUSR1)
 
 
 @dataclass(frozen=True)
@@ -58,14 +61,19 @@ class WorkerChannel:
         message = transport.recv(self._conn)
         return message if isinstance(message, messages.RunFile) else None   # or Shutdown
 
+    def test_started(self, test: str) -> None:
+        transport.send(self._results, messages.TestStarted(test))
+
     def result(self, **fields: object) -> None:
         transport.send(self._results, messages.Result(
             worker=self._id.worker, runner=self._id.index, **fields))  # type: ignore[arg-type]
 
     def file_complete(self, file: str, duration: float, tests: int, deselected: int = 0,
-                      warnings: int = 0, timings: tuple[tuple[str, float], ...] = ()) -> None:
+                      warnings: int = 0, import_warnings: int = 0,
+                      timings: tuple[tuple[str, float], ...] = ()) -> None:
         self._send(messages.FileComplete(self._id.worker, self._id.index, file, duration,
-                                         tests, deselected, warnings, timings))
+                                         tests, deselected, warnings, import_warnings,
+                                         timings))
         self._asked = True
 
     def stop_build(self, file: str, reason: str, exit_code: int) -> None:
@@ -109,6 +117,10 @@ def fork(driver: Driver, identity: RunnerIdentity,
 def _runner_main(driver: Driver, pipes: RunnerPipes, identity: RunnerIdentity) -> int:
     _die_with_parent()
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if identity.stacks_file:
+        # a test that runs past --timeout: the worker asks for every thread's stack first
+        stacks = open(identity.stacks_file, "w")
+        faulthandler.register(STACKS_SIGNAL, file=stacks, all_threads=True)
     os.environ.update({
         "MEDUSA_WORKER": identity.worker,
         "MEDUSA_RUNNER": str(identity.index),

@@ -10,15 +10,15 @@ Without history the order is the order the files were found: deterministic.
 A file expected to take longer than one runner's fair share of the whole build (total /
 runners) is split into parts that different runners run at once. Parts are cut only
 between top-level groups of tests (a class, or a function with all its parameters), in
-the file's order; the last part runs "everything not in the other parts", so a test added
-since the history was written still runs.
+the file's order, and name the groups they run, not the tests: a test added to a class
+since the history was written runs with its class, and the last part runs "every group
+not in the other parts", so a new group runs too.
 """
 from __future__ import annotations
 
 import fnmatch
-import re
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from medusa.history import FileTiming, History
 
@@ -27,8 +27,9 @@ from medusa.history import FileTiming, History
 class Unit:
     """A piece of work for one runner: a file, or a part of a split file."""
     file: str
-    tests: tuple[str, ...] = ()      # run only these test ids
-    exclude: tuple[str, ...] = ()    # run all but these (the last part of a split file)
+    tests: tuple[str, ...] = ()      # run only these groups or test ids
+    exclude: tuple[str, ...] = ()    # and not these (the last part of a split file, or
+                                     # what already ran when a runner died)
     part: int = 1
     parts: int = 1
     expected: float | None = None    # seconds, from the history
@@ -36,6 +37,10 @@ class Unit:
     @property
     def label(self) -> str:
         return self.file if self.parts == 1 else f"{self.file} [part {self.part}/{self.parts}]"
+
+    def without(self, tests: set[str]) -> Unit:
+        """What is left of this unit once `tests` have run (maybe nothing)."""
+        return replace(self, exclude=tuple(sorted(set(self.exclude) | tests)), expected=None)
 
 
 class Scheduler:
@@ -57,6 +62,11 @@ class Scheduler:
 
     def finished(self, unit: Unit) -> None:
         self._in_flight.discard(unit)
+
+    def give_back(self, unit: Unit, rest: Unit) -> None:
+        """`unit` ended half done (its runner died): `rest` runs next, on another runner."""
+        self._in_flight.discard(unit)
+        self._queue.appendleft(rest)
 
     def drop_queued(self) -> list[Unit]:
         """Empty the queue (build ending early); returns what was still waiting."""
@@ -124,11 +134,12 @@ def split_file(file: str, timing: FileTiming, share: float) -> list[Unit]:
     # the wall time of the file beyond its tests' own time (imports, module fixtures)
     # is paid by every part
     overhead = max(0.0, timing.seconds - sum(s for _, s in timing.tests))
-    earlier = tuple(test for chunk in chunks[:-1] for test, _ in chunk)
+    groups = [tuple(dict.fromkeys(_top_level(test) for test, _ in chunk)) for chunk in chunks]
+    earlier = tuple(group for chunk_groups in groups[:-1] for group in chunk_groups)
     units = []
-    for index, chunk in enumerate(chunks, 1):
+    for index, (chunk, chunk_groups) in enumerate(zip(chunks, groups), 1):
         last = index == len(chunks)
-        units.append(Unit(file, tests=() if last else tuple(t for t, _ in chunk),
+        units.append(Unit(file, tests=() if last else chunk_groups,
                           exclude=earlier if last else (), part=index, parts=len(chunks),
                           expected=overhead + sum(s for _, s in chunk)))
     return units
@@ -148,8 +159,9 @@ def _groups(tests: tuple[tuple[str, float], ...]) -> list[list[tuple[str, float]
 
 
 def _top_level(test: str) -> str:
+    """`tests/t.py::TestA::test_x[1]` -> `tests/t.py::TestA`; `t.py::test_p[2]` -> `t.py::test_p`."""
     parts = test.split("::")
-    return re.sub(r"\[.*$", "", parts[1]) if len(parts) > 1 else test
+    return f"{parts[0]}::{parts[1].split('[', 1)[0]}" if len(parts) > 1 else test
 
 
 def _longest_first(units: list[Unit]) -> list[Unit]:

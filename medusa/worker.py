@@ -9,12 +9,14 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import shutil
+import tempfile
 import signal
 import socket
 import sys
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 
 from medusa import drivers, governor, messages, runner, transport
@@ -24,6 +26,8 @@ from medusa import drivers, governor, messages, runner, transport
 REPLACEMENTS_PER_RUNNER = 3
 # How often results that runners wrote are passed on when nothing else happens.
 RESULTS_TICK_SECONDS = 0.1
+# After asking a runner that overran --timeout for its stacks, how long to let it write.
+STACKS_GRACE_SECONDS = 0.5
 
 
 @dataclass
@@ -32,7 +36,12 @@ class RunnerSlot:
     pid: int
     conn: Connection          # control: requests and answers
     results: Connection       # one way: its results, read when convenient
+    stacks_file: str = ""     # where it dumps its stacks on SIGUSR1 (with --timeout)
     file: str = ""            # what it is running; "" when idle
+    test: str = ""            # the test it is running; "" between tests
+    test_started: float = 0.0
+    done: list[str] = field(default_factory=list)   # tests of `file` with results
+    timed_out: float = 0.0    # the --timeout it overran, once killed for it
     waiting: bool = False     # it asked for a file and has no answer yet
     stopping: bool = False    # it was told to end
 
@@ -60,9 +69,16 @@ class Worker:
         self.driver: drivers.Driver | None = None
         self.replacements = 0
         self.runner_count = 0
+        self.scratch = tempfile.mkdtemp(prefix="medusa-worker-")
         self.lost: list[str] = []
 
     def run(self) -> int:
+        try:
+            return self.serve()
+        finally:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def serve(self) -> int:
         started = time.monotonic()
         os.environ.update(dict(self.cfg.env))
         try:
@@ -100,12 +116,13 @@ class Worker:
 
     def start_runner(self, index: int) -> None:
         assert self.driver is not None
+        stacks = os.path.join(self.scratch, f"runner-{index}.stacks") if self.cfg.timeout else ""
         identity = runner.RunnerIdentity(self.cfg.worker, index, self.runner_count,
-                                         self.cfg.run_id)
+                                         self.cfg.run_id, stacks)
         others = [self.master, *(c for slot in self.runners.values()
                                  for c in (slot.conn, slot.results))]
         pid, pipes = runner.fork(self.driver, identity, others)
-        self.runners[index] = RunnerSlot(index, pid, pipes.control, pipes.results)
+        self.runners[index] = RunnerSlot(index, pid, pipes.control, pipes.results, stacks)
 
     # --- the event loop --------------------------------------------------------------------
 
@@ -123,6 +140,7 @@ class Worker:
                 last_tick = time.monotonic()
                 for slot in list(self.runners.values()):
                     self.relay_results(slot)
+                    self.check_timeout(slot)
 
     def from_master(self) -> None:
         try:
@@ -132,7 +150,7 @@ class Worker:
             raise SystemExit(2)
         if isinstance(message, messages.RunFile):
             slot = self.runners[message.runner]
-            slot.file, slot.waiting = message.file, False
+            slot.file, slot.waiting, slot.done = message.file, False, []
             transport.send(slot.conn, message)
         elif isinstance(message, messages.NoMoreWork):
             self.stop_runner(self.runners[message.runner])
@@ -150,18 +168,41 @@ class Worker:
             self.runner_ended(slot)
             return
         if isinstance(message, (messages.RequestFile, messages.FileComplete)):
-            slot.file, slot.waiting = "", True
+            slot.file, slot.test, slot.waiting = "", "", True
         self.send(message)
 
     def relay_results(self, slot: RunnerSlot) -> None:
         results = []
         try:
             while slot.results.poll():
-                results.append(transport.recv(slot.results))
+                message = transport.recv(slot.results)
+                if isinstance(message, messages.TestStarted):
+                    slot.test, slot.test_started = message.test, time.monotonic()
+                    continue
+                results.append(message)
+                slot.done.append(message.test)
+                if message.test == slot.test:   # its results come when it has ended
+                    slot.test = ""
         except (EOFError, OSError):
             pass   # the runner is gone; its control pipe says so too
         if results:
             self.send(messages.ResultBatch(tuple(results)))
+
+    def check_timeout(self, slot: RunnerSlot) -> None:
+        """A test past --timeout: the runner writes its stacks, then is killed; the test
+        is reported as timed out and the rest of its file runs elsewhere."""
+        limit = self.cfg.timeout
+        if not limit or not slot.test or slot.timed_out:
+            return
+        if time.monotonic() - slot.test_started < limit:
+            return
+        slot.timed_out = limit
+        try:
+            os.kill(slot.pid, runner.STACKS_SIGNAL)
+            time.sleep(STACKS_GRACE_SECONDS)
+            os.kill(slot.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
     def stop_runner(self, slot: RunnerSlot) -> None:
         slot.waiting, slot.stopping = False, True
@@ -175,11 +216,14 @@ class Worker:
         if status == 0 and slot.stopping:
             return
         reason = _describe_status(status)
+        if slot.timed_out:
+            reason = f"timed out after {slot.timed_out:g} s"
         self.lost.append(f"runner {slot.index}: {reason}")
         replace = not slot.stopping and self.replacements < REPLACEMENTS_PER_RUNNER * self.runner_count
         if not replace and not slot.stopping:
             reason += f"; not replaced: {self.replacements} runners were replaced already"
-        self.send(messages.RunnerDied(self.cfg.worker, slot.index, slot.file, reason))
+        self.send(messages.RunnerDied(self.cfg.worker, slot.index, slot.file, reason,
+                                      slot.test, tuple(slot.done), _read(slot.stacks_file)))
         if replace:
             self.replacements += 1
             self.start_runner(slot.index)
@@ -198,6 +242,16 @@ class Worker:
 
     def tell_waiting(self, reason: str) -> None:
         self.send(messages.WorkerWaiting(self.cfg.worker, reason))
+
+
+def _read(path: str) -> str:
+    if not path:
+        return ""
+    try:
+        with open(path, errors="replace") as stacks:
+            return stacks.read()
+    except OSError:
+        return ""
 
 
 def _reap(pid: int) -> int:

@@ -239,10 +239,13 @@ def check_consistent(run: MedusaRun) -> None:
     for outcome, number in counted.items():
         assert finished["counts"].get(outcome, 0) == number, (outcome, finished["counts"])
     begins = [e for e in run.events if e["event"] == "worker_begin"]
-    completed = [e["file"] for e in run.events if e["event"] == "file_complete"]
+    completed = Counter(e["file"] for e in run.events if e["event"] == "file_complete")
+    parts = {e["file"]: e.get("parts", 1) for e in run.events if e["event"] == "file_started"}
     if begins:
-        # Nothing is lost: every file found was run and completed exactly once.
-        assert sorted(completed) == sorted(begins[0]["files"]), run
+        # Nothing is lost: every file found was run and completed exactly once (each of
+        # its parts once, when it was split between runners).
+        assert set(completed) == set(begins[0]["files"]), run
+        assert all(completed[file] == parts.get(file, 1) for file in completed), run
 
 
 def assert_same_as_pytest(project: Path, *paths: str, pytest_args=(), runners: int = 2,

@@ -49,15 +49,22 @@ def test_runner_that_exits_in_the_middle_of_a_file(tmp_path):
     run = run_medusa(project, timeout=60)
     assert run.exit_code == 1, run
     _nothing_lost(run)
-    assert [item["file"] for item in run.finished["not_run"]] == ["tests/test_crash.py"]
-    assert "exit code 7" in run.finished["not_run"][0]["reason"]
+    assert run.finished["not_run"] == [], run
     died = [e for e in run.events if e["event"] == "runner_died"]
-    assert len(died) == 1 and died[0]["file"] == "tests/test_crash.py"
+    assert len(died) == 1 and died[0]["file"] == "tests/test_crash.py", run
+    assert died[0]["test"] == "tests/test_crash.py::test_crash", run
     outcomes = dict(run.outcomes)
+    # what it had sent is kept, the test it was running is an error that says how it
+    # died, and the rest of the file ran on another runner
     assert outcomes["tests/test_crash.py::test_before"] == "passed"
+    assert outcomes["tests/test_crash.py::test_crash"] == "error"
+    assert outcomes["tests/test_crash.py::test_after"] == "passed"
+    error = next(r for r in run.results if r["test"] == "tests/test_crash.py::test_crash")
+    assert "exit code 7" in error["message"] and "local/" in error["message"], error
     for n in range(4):
         assert outcomes[f"tests/test_ok{n}.py::test_ok"] == "passed"
     assert "tests/test_crash.py" in run.stdout and "exit code 7" in run.stdout
+    assert len(run.outcomes) == 7, run
 
 
 def test_runner_killed_by_a_signal(tmp_path):
@@ -73,8 +80,9 @@ def test_runner_killed_by_a_signal(tmp_path):
     run = run_medusa(project, timeout=60)
     assert run.exit_code == 1, run
     _nothing_lost(run)
-    assert [item["file"] for item in run.finished["not_run"]] == ["tests/test_segv.py"]
-    assert "SIGSEGV" in run.finished["not_run"][0]["reason"]
+    assert run.finished["not_run"] == [], run
+    error = next(r for r in run.results if r["test"] == "tests/test_segv.py::test_segfault")
+    assert error["outcome"] == "error" and "SIGSEGV" in error["message"], error
     assert sum(1 for _, o in run.outcomes if o == "passed") == 3
 
 
@@ -87,7 +95,8 @@ def test_a_dead_runner_is_replaced(tmp_path):
     })
     run = run_medusa(project, runners=1, timeout=60)
     _nothing_lost(run)
-    assert [item["file"] for item in run.finished["not_run"]] == ["tests/test_a_crash.py"], run
+    assert run.finished["not_run"] == [], run
+    assert dict(run.outcomes)["tests/test_a_crash.py::test_crash"] == "error", run
     assert sum(1 for _, o in run.outcomes if o == "passed") == 3, run
 
 
@@ -207,3 +216,34 @@ def test_processes_left_by_tests_are_ended(tmp_path):
     else:
         psutil.Process(pid).kill()
         raise AssertionError("the test's child process outlived the build")
+
+
+def test_a_test_past_the_timeout_is_stopped_with_its_stacks_and_the_file_goes_on(tmp_path):
+    project = write_project(tmp_path / "p", {
+        "tests/test_hang.py": """
+            import time
+
+            def test_first():
+                pass
+
+            def test_hangs():
+                time.sleep(120)
+
+            def test_after():
+                pass
+        """,
+        **{f"tests/test_ok{n}.py": OK_FILE for n in range(2)},
+    })
+    started = time.monotonic()
+    run = run_medusa(project, "--timeout", "2", timeout=60)
+    assert time.monotonic() - started < 30, "the hanging test was not stopped"
+    assert run.exit_code == 1, run
+    _nothing_lost(run)
+    outcomes = dict(run.outcomes)
+    assert outcomes["tests/test_hang.py::test_first"] == "passed"
+    assert outcomes["tests/test_hang.py::test_after"] == "passed"
+    error = next(r for r in run.results if r["test"] == "tests/test_hang.py::test_hangs")
+    assert error["outcome"] == "error" and error["message"] == "timed out after 2 s", error
+    # faulthandler's dump of the runner's stacks, down to the line that hung
+    assert "test_hangs" in error["longrepr"] and "test_hang.py" in error["longrepr"], error
+    assert "timed out after 2 s" in run.stdout

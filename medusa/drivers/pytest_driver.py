@@ -123,6 +123,7 @@ class _RunnerPlugin:
         self.last_test = ""
         self.deselected = 0
         self.warnings = 0
+        self.import_warnings = 0
         self.reports: list[Any] = []
         self.timings: list[tuple[str, float]] = []
 
@@ -139,7 +140,8 @@ class _RunnerPlugin:
     def run_file(self, work: RunFile) -> None:
         started = time.perf_counter()
         file = work.file
-        self.file, self.deselected, self.warnings, self.timings = file, 0, 0, []
+        self.file, self.deselected, self.timings = file, 0, []
+        self.warnings = self.import_warnings = 0
         with _collection_warnings(self.config):
             items = self._collect(work)
         self._start_file(items)
@@ -153,7 +155,8 @@ class _RunnerPlugin:
             except KeyboardInterrupt as exc:
                 raise BuildStop(f"KeyboardInterrupt in {item.nodeid}", 2) from exc
         self.channel.file_complete(file, time.perf_counter() - started, len(items),
-                                   self.deselected, self.warnings, tuple(self.timings))
+                                   self.deselected, self.warnings, self.import_warnings,
+                                   tuple(self.timings))
 
     def teardown_session(self) -> None:
         """End the session fixtures here, where a failure can still be reported: serial
@@ -210,8 +213,11 @@ class _RunnerPlugin:
     def pytest_deselected(self, items: list[Any]) -> None:
         self.deselected += len(items)
 
-    def pytest_warning_recorded(self) -> None:
-        self.warnings += 1
+    def pytest_warning_recorded(self, when: str) -> None:
+        if when == "collect":
+            self.import_warnings += 1
+        else:
+            self.warnings += 1
 
     def pytest_collectreport(self, report: Any) -> None:
         # pytest's terminal counts a collector that failed as an error, one that skipped
@@ -223,6 +229,9 @@ class _RunnerPlugin:
                             when="collect", duration=getattr(report, "duration", 0.0) or 0.0,
                             message=_one_line(report), longrepr=_longrepr(report),
                             sections=_sections(report), path=self.file, line=0)
+
+    def pytest_runtest_logstart(self, nodeid: str) -> None:
+        self.channel.test_started(nodeid)
 
     def pytest_runtest_logreport(self, report: Any) -> None:
         self.reports.append(report)
@@ -241,14 +250,23 @@ class _RunnerPlugin:
 
 
 def _select(work: RunFile, items: list[Any]) -> list[Any]:
-    """The tests of this part of a split file (all of them for a whole file)."""
-    if work.tests:
-        wanted = set(work.tests)
-        return [item for item in items if item.nodeid in wanted]
-    if work.exclude:
-        unwanted = set(work.exclude)
-        return [item for item in items if item.nodeid not in unwanted]
-    return items
+    """The tests of this part of a split file, or what a dead runner left of a file (all
+    of them for a whole file). Selections name tests, or groups: a class or a function
+    with all its parameters (`tests/t.py::TestA`, `tests/t.py::test_p`)."""
+    wanted, unwanted = set(work.tests), set(work.exclude)
+    if not wanted and not unwanted:
+        return items
+    return [item for item in items
+            if (not wanted or _names(item.nodeid) & wanted) and not _names(item.nodeid) & unwanted]
+
+
+def _names(nodeid: str) -> set[str]:
+    """A test id and the groups it belongs to: `f.py::C::t[1]` -> itself, `f.py::C::t`,
+    `f.py::C`."""
+    names = {nodeid, nodeid.split("[", 1)[0]}
+    parts = nodeid.split("[", 1)[0].split("::")
+    names.update("::".join(parts[:end]) for end in range(2, len(parts)))
+    return names
 
 
 class _FileBoundary:

@@ -115,8 +115,11 @@ class ConsoleReporter(Reporter):
         self.line(f"!!! {event.reason} !!!" if event.exit_code != 4 else f"ERROR: {event.reason}")
 
     def on_runner_died(self, event: messages.RunnerDied) -> None:
-        self.running.pop(f"{event.worker}/{event.runner}", None)
-        where = f" while running {event.file}" if event.file else ""
+        started = self.running.pop(f"{event.worker}/{event.runner}", None)
+        letters = "".join(self.letters.pop(f"{event.worker}/{event.runner}", []))
+        if started is not None and not self.live:
+            self.line(f"{_label(started)} {letters} (its runner died)")
+        where = f" while running {event.test or event.file}" if event.file else ""
         self.line(f"ERROR: runner {event.worker}/{event.runner} died ({event.reason}){where}")
 
     def on_build_finished(self, event: events.BuildFinished) -> None:
