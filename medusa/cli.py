@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", metavar="SECONDS", type=_seconds,
                         help="a test running longer is stopped: its runner's stacks go in the "
                              "report, the test is an error, the rest of its file runs on")
+    parser.add_argument("--worker-timeout", metavar="SECONDS", type=_seconds, default=60.0,
+                        help="a worker that says nothing for this long (it sends a heartbeat "
+                             "every 2 s) is declared lost (default: 60)")
     parser.add_argument("--format", metavar="NAME[:PATH]", action="append", default=[],
                         help="add a report: json:PATH (one JSON object per event); "
                              "the console report is always on")
@@ -131,7 +134,7 @@ def run_build(argv: list[str]) -> int:
                              argv=tuple(argv), history=options.history,
                              failed_first=options.failed_first, split=options.split,
                              no_split=tuple(options.no_split_file), dry_run=options.dry_run,
-                             timeout=options.timeout)
+                             timeout=options.timeout, worker_timeout=options.worker_timeout)
     signal.signal(signal.SIGTERM, _interrupt)
     master = Master(settings, fan_out)
     code = master.run()

@@ -43,6 +43,7 @@ class BuildSettings:
     no_split: tuple[str, ...] = ()  # globs of files never to split
     dry_run: bool = False         # print the plan, run nothing
     timeout: float | None = None  # seconds per test
+    worker_timeout: float = 60.0  # a working worker silent this long is lost
 
 
 @dataclass
@@ -51,6 +52,7 @@ class WorkerState:
     conn: Connection | None = None
     began: bool = False
     ended: bool = False
+    last_heard: float = 0.0
     in_flight: dict[int, Unit] = field(default_factory=dict)  # runner -> its work
     waiting: list[int] = field(default_factory=list)          # runners without work
     output_tail: deque[str] = field(default_factory=lambda: deque(maxlen=OUTPUT_TAIL_LINES))
@@ -157,6 +159,7 @@ class Master:
 
     def receive(self, worker: WorkerState) -> None:
         assert worker.conn is not None
+        worker.last_heard = time.monotonic()
         try:
             message = transport.recv(worker.conn)
         except (EOFError, OSError) as exc:
@@ -278,6 +281,9 @@ class Master:
         for worker in self.workers:
             self.end_worker(worker)
 
+    def on_heartbeat(self, worker: WorkerState, message: messages.Heartbeat) -> None:
+        pass   # hearing it is the point (receive() noted the time)
+
     def on_died(self, worker: WorkerState, message: messages.Died) -> None:
         self.end_worker(worker)
 
@@ -332,6 +338,10 @@ class Master:
                 continue
             if worker.target.exited():
                 self.worker_lost(worker, "its process exited")
+            elif worker.began and now - worker.last_heard > self.settings.worker_timeout:
+                silence = f"it said nothing for {self.settings.worker_timeout:g} s"
+                self.worker_lost(worker, silence)
+                worker.target.stop()
             elif worker.conn is None and now - self.started > CONNECT_SECONDS:
                 self.worker_lost(worker, f"it did not connect within {CONNECT_SECONDS:.0f} s")
 
@@ -340,10 +350,16 @@ class Master:
             return
         self.read_output(worker)
         self.emit(events.WorkerLost(worker.name, reason, "\n".join(worker.output_tail)))
+        # its work goes to the workers that are left; with none, it is listed as not run
+        others = any(not w.ended and w is not worker for w in self.workers)
         for unit in worker.in_flight.values():
-            self.give_up(unit, f"worker {worker.name} was lost ({reason})")
+            if others and self.scheduler is not None:
+                self.scheduler.give_back(unit, unit)
+            else:
+                self.give_up(unit, f"worker {worker.name} was lost ({reason})")
         worker.in_flight.clear()
         self.end_worker(worker)
+        self.hand_out_work()
 
     def end_worker(self, worker: WorkerState) -> None:
         worker.ended = True

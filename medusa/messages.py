@@ -3,7 +3,7 @@
 Each message is a small frozen dataclass; the wire carries nothing else. The flow is the
 seed's (see the README of the original gem):
 
-    worker -> master   Ping, WorkerBegin | WorkerStartupFailure, Died
+    worker -> master   Ping, WorkerBegin | WorkerStartupFailure, Heartbeat, Died
     master -> worker   Configure, RunFile, NoMoreWork, Shutdown
     runner -> worker -> master   RequestFile, Result (as ResultBatch), FileComplete, StopBuild
     worker -> master   RunnerDied  (a runner ended while it held a file)
@@ -175,6 +175,13 @@ class RunnerDied:
     test: str = ""        # the test it was running ("": none, e.g. while importing)
     done: tuple[str, ...] = ()   # tests of that file whose results it had sent
     stacks: str = ""      # its Python stacks, when it was timed out
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """Worker -> master when it has said nothing else for a while: a worker that stays
+    silent for --worker-timeout is declared lost."""
+    worker: str
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,8 @@ REPLACEMENTS_PER_RUNNER = 3
 RESULTS_TICK_SECONDS = 0.1
 # After asking a runner that overran --timeout for its stacks, how long to let it write.
 STACKS_GRACE_SECONDS = 0.5
+# Silence longer than this is broken by a Heartbeat (the master's limit is much longer).
+HEARTBEAT_SECONDS = 2.0
 
 
 @dataclass
@@ -70,6 +72,7 @@ class Worker:
         self.replacements = 0
         self.runner_count = 0
         self.scratch = tempfile.mkdtemp(prefix="medusa-worker-")
+        self.last_sent = time.monotonic()
         self.lost: list[str] = []
 
     def run(self) -> int:
@@ -141,6 +144,8 @@ class Worker:
                 for slot in list(self.runners.values()):
                     self.relay_results(slot)
                     self.check_timeout(slot)
+                if last_tick - self.last_sent >= HEARTBEAT_SECONDS:
+                    self.send(messages.Heartbeat(self.cfg.worker))
 
     def from_master(self) -> None:
         try:
@@ -239,6 +244,7 @@ class Worker:
 
     def send(self, message: object) -> None:
         transport.send(self.master, message)
+        self.last_sent = time.monotonic()
 
     def tell_waiting(self, reason: str) -> None:
         self.send(messages.WorkerWaiting(self.cfg.worker, reason))

@@ -247,3 +247,34 @@ def test_a_test_past_the_timeout_is_stopped_with_its_stacks_and_the_file_goes_on
     # faulthandler's dump of the runner's stacks, down to the line that hung
     assert "test_hangs" in error["longrepr"] and "test_hang.py" in error["longrepr"], error
     assert "timed out after 2 s" in run.stdout
+
+
+def test_a_worker_that_stops_answering_is_declared_lost(tmp_path):
+    """No hang: a worker frozen mid-build (SIGSTOP) says nothing, not even its heartbeat;
+    after --worker-timeout the build ends and lists what did not run."""
+    project = write_project(tmp_path / "p", {
+        "tests/test_slow.py": "import time\n\ndef test_slow():\n    time.sleep(30)\n",
+        **{f"tests/test_ok{n}.py": OK_FILE for n in range(3)},
+    })
+    events_path = tmp_path / "events.jsonl"
+    process = start_medusa(project, events_path, "--worker-timeout", "3")
+    try:
+        deadline = time.monotonic() + 30
+        while not any(e["event"] == "file_started" and e["file"] == "tests/test_slow.py"
+                      for e in read_events(events_path)):
+            assert time.monotonic() < deadline, "the slow file never started"
+            time.sleep(0.05)
+        worker = next(child for child in psutil.Process(process.pid).children()
+                      if "medusa.worker" in " ".join(child.cmdline()))
+        frozen = time.monotonic()
+        worker.suspend()
+        stdout, stderr = process.communicate(timeout=40)
+        took = time.monotonic() - frozen
+    except BaseException:
+        stop_medusa(process)
+        raise
+    assert process.returncode == 1, (stdout, stderr)
+    assert 3 <= took < 20, took
+    finished = next(e for e in read_events(events_path) if e["event"] == "build_finished")
+    assert "tests/test_slow.py" in {item["file"] for item in finished["not_run"]}, finished
+    assert "said nothing for 3 s" in stdout, stdout

@@ -94,6 +94,7 @@ class PytestDriver:
             raise
         finally:
             try:
+                _skip_terminal_summary(config)
                 config.hook.pytest_sessionfinish(session=session, exitstatus=exitstatus)
             finally:
                 config._ensure_unconfigure()
@@ -509,6 +510,16 @@ def _silence_terminal_reporter(config: Any) -> None:
     if reporter is not None:
         from _pytest.config import create_terminal_writer
         reporter._tw = create_terminal_writer(config, open(os.devnull, "w"))
+
+
+def _skip_terminal_summary(config: Any) -> None:
+    """A runner's terminal summary would go nowhere (see above), yet plugins do costly
+    work for it (hypothesis imports itself whole there): with every runner ending at
+    once that cost the build a second. Without the terminal reporter at the session's
+    end, pytest_terminal_summary is never called; nothing else of the run needs it then."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        config.pluginmanager.unregister(reporter)
 
 
 def _keep_xdist_out(config: Any) -> None:
