@@ -52,6 +52,7 @@ class WorkerState:
     conn: Connection | None = None
     began: bool = False
     ended: bool = False
+    said_died: bool = False       # it ended its runners and is on its way out
     last_heard: float = 0.0
     in_flight: dict[int, Unit] = field(default_factory=dict)  # runner -> its work
     waiting: list[int] = field(default_factory=list)          # runners without work
@@ -116,7 +117,7 @@ class Master:
                 self.abandon_all("medusa had an internal error")
         finally:
             for worker in self.workers:
-                worker.target.stop()
+                worker.target.stop(finishing=worker.said_died)
                 self.read_output(worker)   # what it wrote while it ended
             server.close()
         return self.finish()
@@ -285,6 +286,7 @@ class Master:
         pass   # hearing it is the point (receive() noted the time)
 
     def on_died(self, worker: WorkerState, message: messages.Died) -> None:
+        worker.said_died = True
         self.end_worker(worker)
 
     def read_output(self, worker: WorkerState) -> None:

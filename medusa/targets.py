@@ -54,8 +54,9 @@ class LocalWorker:
             return True
         return info is not None
 
-    def stop(self, grace: float = 5.0) -> None:
-        """End the worker's whole process group, then reap the worker.
+    def stop(self, finishing: bool = False, grace: float = 5.0) -> None:
+        """End the worker's whole process group, then reap the worker. A worker that is
+        `finishing` (it said Died) is first given a moment to exit by itself.
 
         The group is signalled before the worker is reaped: while it is a zombie its pid
         (the group's id) cannot be reused, so the signal cannot reach a stranger.
@@ -63,6 +64,8 @@ class LocalWorker:
         if self.process is None or self.process.returncode is not None:
             return
         deadline = time.monotonic() + grace
+        while finishing and not self.exited() and time.monotonic() < deadline - grace / 2:
+            time.sleep(0.01)
         if not self.exited():
             _signal_group(self.process.pid, signal.SIGTERM)
             while not self.exited() and time.monotonic() < deadline:

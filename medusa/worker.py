@@ -53,6 +53,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--connect", required=True, help="HOST:PORT of the master")
     parser.add_argument("--name", required=True)
     args = parser.parse_args(argv)
+    # the master ends a worker with SIGTERM: clean up on the way out (runners reset it)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     host, _, port = args.connect.rpartition(":")
     authkey = bytes.fromhex(sys.stdin.readline().strip())
     conn = transport.connect((host, int(port)), authkey)
@@ -71,7 +73,8 @@ class Worker:
         self.driver: drivers.Driver | None = None
         self.replacements = 0
         self.runner_count = 0
-        self.scratch = tempfile.mkdtemp(prefix="medusa-worker-")
+        # room for the stack dumps of runners that overrun --timeout
+        self.scratch = tempfile.mkdtemp(prefix="medusa-worker-") if configure.timeout else ""
         self.last_sent = time.monotonic()
         self.lost: list[str] = []
 
@@ -79,7 +82,8 @@ class Worker:
         try:
             return self.serve()
         finally:
-            shutil.rmtree(self.scratch, ignore_errors=True)
+            if self.scratch:
+                shutil.rmtree(self.scratch, ignore_errors=True)
 
     def serve(self) -> int:
         started = time.monotonic()
