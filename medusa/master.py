@@ -263,8 +263,12 @@ class Master:
         self.emit(message)
         assert self.scheduler is not None
         # what it had not run yet, on another runner (if nothing is left, the runner
-        # that gets it finds no test and says so at once)
-        self.scheduler.give_back(unit, unit.without(set(message.done) | {message.test}))
+        # that gets it finds no test and says so at once), unless --maxfail was reached
+        rest = unit.without(set(message.done) | {message.test})
+        if self.stop_message:
+            self.give_up(rest, self.stop_message)
+            return
+        self.scheduler.give_back(unit, rest)
         self.hand_out_work()
 
     def on_stop_build(self, worker: WorkerState, message: messages.StopBuild) -> None:
