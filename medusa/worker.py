@@ -73,6 +73,7 @@ class Worker:
         self.driver: drivers.Driver | None = None
         self.replacements = 0
         self.runner_count = 0
+        self.slots: governor.Slots | None = None
         # room for the stack dumps of runners that overrun --timeout
         self.scratch = tempfile.mkdtemp(prefix="medusa-worker-") if configure.timeout else ""
         self.last_sent = time.monotonic()
@@ -96,6 +97,7 @@ class Worker:
             self.send(messages.WorkerStartupFailure(self.cfg.worker, str(exc), "", 4))
             return 4
         self.runner_count = reservation.runners
+        self.slots = reservation.slots   # kept open for as long as this worker lives
         try:
             driver = drivers.create(self.cfg.driver)
             prepared = driver.prepare(self.cfg.paths, self.cfg.framework_args)
