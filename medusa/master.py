@@ -18,7 +18,7 @@ from pathlib import Path
 
 from medusa import events, history, messages, transport
 from medusa.reporters import Reporters
-from medusa.scheduler import Scheduler, Unit, simulate
+from medusa.scheduler import Scheduler, Unit, part_name, simulate
 from medusa.targets import LocalWorker
 
 # pytest's order of outcomes in its summary line
@@ -87,7 +87,6 @@ class Master:
         self.startup_failure: messages.WorkerStartupFailure | None = None
         self.stopped: messages.StopBuild | None = None
         self.maxfail = 0
-        self.failures = 0
         self.stop_message = ""
         self.interrupted = False
         self.internal_error = ""
@@ -220,10 +219,10 @@ class Master:
         self.emit(message)
         if message.outcome in ("failed", "error"):
             self.failed_files.add(message.file)
-            self.failures += 1
-            if self.failures == self.maxfail and self.scheduler is not None:
+            failures = self.counts["failed"] + self.counts["error"]
+            if failures == self.maxfail and self.scheduler is not None:
                 # as pytest's -x/--maxfail: nothing new starts; what runs may finish
-                reason = f"stopped after {self.failures} failures (--maxfail={self.maxfail})"
+                reason = f"stopped after {failures} failures (--maxfail={self.maxfail})"
                 for unit in self.scheduler.drop_queued():
                     self.give_up(unit, reason)
                 self.stop_message = reason
@@ -254,11 +253,10 @@ class Master:
         # The test it was running is an error; the rest of its work goes to another runner.
         what = f"runner {worker.name}/{message.runner} died ({message.reason})"
         self.untimed_files.add(unit.file)
-        timed_out = message.reason.startswith("timed out")
         self.on_result(worker, messages.Result(
             worker=worker.name, runner=message.runner, file=unit.file, test=message.test,
             outcome="error", when="call", duration=0.0,
-            message=message.reason if timed_out else f"{what} while running this test",
+            message=message.reason if message.timed_out else f"{what} while running this test",
             longrepr=message.stacks or what))
         self.emit(message)
         assert self.scheduler is not None
@@ -389,7 +387,7 @@ class Master:
         """A unit that will not run (or not to its end): listed, with why."""
         if self.scheduler is not None:
             self.scheduler.finished(unit)
-        where = f" (part {unit.part} of {unit.parts})" if unit.parts > 1 else ""
+        where = f" ({part_name(unit.part, unit.parts)})" if unit.parts > 1 else ""
         self.not_run.append(events.NotRun(unit.file, reason + where))
 
     # --- the end ---------------------------------------------------------------------------

@@ -173,6 +173,7 @@ class RunnerDied:
     file: str             # the file it held, or "" when idle
     reason: str           # "exit code 3", "killed by signal 9 (SIGKILL)", "timed out after 5 s"
     test: str = ""        # the test it was running ("": none, e.g. while importing)
+    timed_out: bool = False   # killed by the worker for overrunning --timeout
     done: tuple[str, ...] = ()   # tests of that file whose results it had sent
     stacks: str = ""      # its Python stacks, when it was timed out
 

@@ -36,7 +36,7 @@ class Unit:
 
     @property
     def label(self) -> str:
-        return self.file if self.parts == 1 else f"{self.file} [part {self.part}/{self.parts}]"
+        return file_label(self.file, self.part, self.parts)
 
     def without(self, tests: set[str]) -> Unit:
         """What is left of this unit once `tests` have run (maybe nothing)."""
@@ -81,6 +81,15 @@ class Scheduler:
     @property
     def done(self) -> bool:
         return not self._queue and not self._in_flight
+
+
+def part_name(part: int, parts: int) -> str:
+    return f"part {part}/{parts}"
+
+
+def file_label(file: str, part: int, parts: int) -> str:
+    """How a file, or a part of a split one, is named to the user."""
+    return file if parts == 1 else f"{file} [{part_name(part, parts)}]"
 
 
 def plan(files: list[str], runners: int, history: History, failed_first: bool,

@@ -234,7 +234,8 @@ class Worker:
         if not replace and not slot.stopping:
             reason += f"; not replaced: {self.replacements} runners were replaced already"
         self.send(messages.RunnerDied(self.cfg.worker, slot.index, slot.file, reason,
-                                      slot.test, tuple(slot.done), _read(slot.stacks_file)))
+                                      slot.test, bool(slot.timed_out), tuple(slot.done),
+                                      _read(slot.stacks_file)))
         if replace:
             self.replacements += 1
             self.start_runner(slot.index)

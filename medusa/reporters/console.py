@@ -16,6 +16,7 @@ from typing import IO
 
 from medusa import events, messages
 from medusa.reporters import Reporter
+from medusa.scheduler import file_label
 
 LETTERS = {"passed": ".", "failed": "F", "error": "E", "skipped": "s", "xfailed": "x",
            "xpassed": "X"}
@@ -203,7 +204,7 @@ def summary_text(event: events.BuildFinished) -> str:
 
 
 def _label(started: events.FileStarted) -> str:
-    return started.file + (f" [part {started.part}/{started.parts}]" if started.parts > 1 else "")
+    return file_label(started.file, started.part, started.parts)
 
 
 def _plural(count: int, noun: str) -> str:
