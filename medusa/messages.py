@@ -97,8 +97,24 @@ class RunFile:
 
 
 @dataclass(frozen=True)
+class Attempt:
+    """An earlier run of a test that failed, kept when the test was run again (--retries)."""
+    outcome: str          # failed or error
+    when: str
+    duration: float
+    message: str
+    longrepr: str
+    worker: str
+    runner: int
+
+
+@dataclass(frozen=True)
 class Result:
-    """One test's outcome, as pytest counts it (a failing teardown adds a second Result)."""
+    """One test's outcome, as pytest counts it (a failing teardown adds a second Result).
+
+    With --retries, a test that failed is run again before it is reported; `attempts` are
+    its earlier failed runs, oldest first. A test that passed on a retry has the outcome
+    "flaky": it neither passed nor failed."""
     worker: str
     runner: int
     file: str
@@ -111,6 +127,7 @@ class Result:
     sections: tuple[tuple[str, str], ...] = ()   # captured output: (title, text)
     path: str = ""        # source file of the test, relative to the rootdir
     line: int = 0         # 1-based; 0 when unknown
+    attempts: tuple[Attempt, ...] = ()
 
 
 @dataclass(frozen=True)
