@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", metavar="SECONDS", type=_seconds,
                         help="a test running longer is stopped: its runner's stacks go in the "
                              "report, the test is an error, the rest of its file runs on")
+    parser.add_argument("--retries", metavar="N", type=_count, default=0,
+                        help="run a failed test again, up to N times, on another runner where "
+                             "there is one; one that then passes is reported as flaky")
     parser.add_argument("--worker-timeout", metavar="SECONDS", type=_seconds, default=60.0,
                         help="a worker that says nothing for this long (it sends a heartbeat "
                              "every 2 s) is declared lost (default: 60)")
@@ -79,6 +82,16 @@ def _runner_count(value: str) -> str | int:
         raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {value!r}")
     if count < 1:
         raise argparse.ArgumentTypeError(f"needs at least 1 runner, got {count}")
+    return count
+
+
+def _count(value: str) -> int:
+    try:
+        count = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}")
+    if count < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {count}")
     return count
 
 
@@ -134,7 +147,8 @@ def run_build(argv: list[str]) -> int:
                              argv=tuple(argv), history=options.history,
                              failed_first=options.failed_first, split=options.split,
                              no_split=tuple(options.no_split_file), dry_run=options.dry_run,
-                             timeout=options.timeout, worker_timeout=options.worker_timeout)
+                             timeout=options.timeout, worker_timeout=options.worker_timeout,
+                             retries=options.retries)
     signal.signal(signal.SIGTERM, _interrupt)
     master = Master(settings, fan_out)
     code = master.run()

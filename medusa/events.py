@@ -27,6 +27,7 @@ class FileStarted:
     file: str
     part: int = 1             # of a file split between runners
     parts: int = 1
+    retry: bool = False       # failed tests of the file run again (--retries)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ sockets are transport's; starting processes is the targets'.
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import os
 import secrets
 import time
@@ -24,6 +25,7 @@ from medusa.targets import LocalWorker
 # pytest's order of outcomes in its summary line
 OUTCOME_ORDER = ("failed", "passed", "skipped", "deselected", "xfailed", "xpassed",
                  "warnings", "error", "flaky")
+PROBLEMS = ("failed", "error")
 CONNECT_SECONDS = 60.0
 OUTPUT_TAIL_LINES = 40
 
@@ -44,6 +46,7 @@ class BuildSettings:
     dry_run: bool = False         # print the plan, run nothing
     timeout: float | None = None  # seconds per test
     worker_timeout: float = 60.0  # a working worker silent this long is lost
+    retries: int = 0              # times a failed test runs again before it counts
 
 
 @dataclass
@@ -56,6 +59,10 @@ class WorkerState:
     last_heard: float = 0.0
     in_flight: dict[int, Unit] = field(default_factory=dict)  # runner -> its work
     waiting: list[int] = field(default_factory=list)          # runners without work
+    # results held back until their unit ends: tests that failed and may be retried
+    held: dict[int, dict[str, list[messages.Result]]] = field(default_factory=dict)
+    ran: dict[int, set[str]] = field(default_factory=dict)   # runner -> tests of its unit
+                                                             # with results
     output_tail: deque[str] = field(default_factory=lambda: deque(maxlen=OUTPUT_TAIL_LINES))
     decoder: codecs.IncrementalDecoder = field(
         default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace"))
@@ -63,6 +70,14 @@ class WorkerState:
     @property
     def name(self) -> str:
         return self.target.name
+
+
+@dataclass
+class RetryState:
+    """A test that failed and ran again (--retries)."""
+    file: str
+    last: list[messages.Result]                     # the results of its latest run
+    attempts: list[messages.Attempt] = field(default_factory=list)  # its failed runs
 
 
 class Master:
@@ -82,6 +97,7 @@ class Master:
         self.untimed_files: set[str] = set()   # a runner died in them: timings are partial
         self.import_warnings: dict[str, int] = {}
         self.collect_errors: set[tuple[str, str]] = set()
+        self.retries: dict[str, RetryState] = {}   # test id -> its runs so far
         self.counts: Counter[str] = Counter()
         self.not_run: list[events.NotRun] = []
         self.startup_failure: messages.WorkerStartupFailure | None = None
@@ -210,6 +226,12 @@ class Master:
             self.on_result(worker, result)
 
     def on_result(self, worker: WorkerState, message: messages.Result) -> None:
+        worker.ran.setdefault(message.runner, set()).add(message.test)
+        if not self.hold(worker, message):
+            self.report(message)
+
+    def report(self, message: messages.Result) -> None:
+        """A test's verdict: counted, passed to the reporters, and towards --maxfail."""
         if message.when == "collect":
             # every part of a split file that fails to import says so: count it once
             if (message.file, message.test) in self.collect_errors:
@@ -217,7 +239,7 @@ class Master:
             self.collect_errors.add((message.file, message.test))
         self.counts[message.outcome] += 1
         self.emit(message)
-        if message.outcome in ("failed", "error"):
+        if message.outcome in PROBLEMS:
             self.failed_files.add(message.file)
             failures = self.counts["failed"] + self.counts["error"]
             if failures == self.maxfail and self.scheduler is not None:
@@ -231,7 +253,12 @@ class Master:
         unit = worker.in_flight.pop(message.runner)
         assert self.scheduler is not None
         self.scheduler.finished(unit)
-        self.finished_parts.setdefault(unit.file, []).append((unit, message))
+        settled = self.settle(worker, message.runner, unit)
+        if unit.retry_of:
+            # a retried test that did not run again (gone from the file): its last run counts
+            self.report_last_runs([t for t in unit.tests if t not in settled])
+        else:
+            self.finished_parts.setdefault(unit.file, []).append((unit, message))
         self.counts["deselected"] += message.deselected
         self.counts["warnings"] += message.warnings
         # every part of a split file imports it: its import warnings count once
@@ -242,32 +269,85 @@ class Master:
         self.hand_out_work()
 
     def on_runner_died(self, worker: WorkerState, message: messages.RunnerDied) -> None:
-        unit = worker.in_flight.pop(message.runner, None)
+        unit = worker.in_flight.get(message.runner)
         if message.runner in worker.waiting:
             worker.waiting.remove(message.runner)
-        if unit is None or not message.test:
-            self.emit(message)
-            if unit is not None:   # it died outside a test (importing the file, say)
-                self.give_up(unit, f"runner {worker.name}/{message.runner} died ({message.reason})")
-            return
-        # The test it was running is an error; the rest of its work goes to another runner.
         what = f"runner {worker.name}/{message.runner} died ({message.reason})"
-        self.untimed_files.add(unit.file)
-        self.on_result(worker, messages.Result(
-            worker=worker.name, runner=message.runner, file=unit.file, test=message.test,
-            outcome="error", when="call", duration=0.0,
-            message=message.reason if message.timed_out else f"{what} while running this test",
-            longrepr=message.stacks or what))
+        if unit is not None and message.test:
+            # the test it was running is an error (which --retries may run again)
+            self.untimed_files.add(unit.file)
+            self.on_result(worker, messages.Result(
+                worker=worker.name, runner=message.runner, file=unit.file, test=message.test,
+                outcome="error", when="call", duration=0.0,
+                message=message.reason if message.timed_out else f"{what} while running this test",
+                longrepr=message.stacks or what))
         self.emit(message)
-        assert self.scheduler is not None
-        # what it had not run yet, on another runner (if nothing is left, the runner
-        # that gets it finds no test and says so at once), unless --maxfail was reached
+        if unit is None:
+            return
+        worker.in_flight.pop(message.runner)
+        settled = self.settle(worker, message.runner, unit)
+        if not message.test:   # it died outside a test (importing the file, say)
+            self.give_up(unit.without(settled), what)
+            return
+        # What it had not run yet goes to another runner (if nothing is left, the runner
+        # that gets it finds no test and says so at once), unless --maxfail was reached.
         rest = unit.without(set(message.done) | {message.test})
         if self.stop_message:
             self.give_up(rest, self.stop_message)
             return
+        assert self.scheduler is not None
         self.scheduler.give_back(unit, rest)
         self.hand_out_work()
+
+    # --- retries (--retries N) ---------------------------------------------------------------
+
+    def hold(self, worker: WorkerState, result: messages.Result) -> bool:
+        """With --retries, a unit's results wait for its end: a test that failed may run
+        again, and its results (a passing call, then a failing teardown) may come in two
+        batches, so its verdict waits for all of them."""
+        if not self.settings.retries or result.when == "collect" or self.stop_message:
+            return False
+        if result.runner not in worker.in_flight:   # the session's end, after its last unit
+            return False
+        worker.held.setdefault(result.runner, {}).setdefault(result.test, []).append(result)
+        return True
+
+    def settle(self, worker: WorkerState, runner: int, unit: Unit,
+               may_retry: bool = True) -> set[str]:
+        """The unit on `runner` ended: each test held back either runs again or is
+        reported. Returns the tests it decided on."""
+        held = worker.held.pop(runner, {})
+        again: list[str] = []
+        for test, results in held.items():
+            state = self.retries.get(test)
+            failed = [r for r in results if r.outcome in PROBLEMS]
+            retries_left = state is None or len(state.attempts) < self.settings.retries
+            if failed and retries_left and may_retry and not self.stop_message:
+                state = self.retries.setdefault(test, RetryState(unit.file, results))
+                state.last = results
+                state.attempts.append(_attempt(failed[0]))
+                again.append(test)
+            else:
+                self.report_final(results, tuple(state.attempts) if state else ())
+        if again and self.scheduler is not None:
+            self.scheduler.retry(Unit(unit.file, tests=tuple(again),
+                                      retry_of=f"{worker.name}/{runner}"))
+        return set(held)
+
+    def report_final(self, results: list[messages.Result],
+                     earlier: tuple[messages.Attempt, ...]) -> None:
+        """A test's last run is its verdict; one that failed before and passed now is
+        flaky: neither passed nor failed."""
+        flaky = bool(earlier) and not any(r.outcome in PROBLEMS for r in results)
+        for result in results:
+            outcome = "flaky" if flaky and result.outcome == "passed" else result.outcome
+            self.report(dataclasses.replace(result, outcome=outcome, attempts=earlier))
+
+    def report_last_runs(self, tests: list[str]) -> None:
+        """Retried tests whose retry will not run: their last (failed) run is the verdict."""
+        for test in tests:
+            state = self.retries[test]
+            self.report_final(state.last, tuple(state.attempts[:-1]))
 
     def on_stop_build(self, worker: WorkerState, message: messages.StopBuild) -> None:
         self.emit(message)
@@ -311,20 +391,33 @@ class Master:
 
     def hand_out_work(self) -> None:
         """Give every waiting runner a file; with the queue empty, let it go (the seed's
-        NoMoreWork), so it ends its session while the others finish."""
+        NoMoreWork), so it ends its session while the others finish. With --retries an
+        idle runner stays while others run: it is where their failed tests run again."""
         if self.scheduler is None:
             return
         for worker in self.workers:
-            while worker.waiting and not worker.ended:
-                runner = worker.waiting.pop(0)
-                unit = self.scheduler.next_unit()
+            for runner in list(worker.waiting):
+                if worker.ended:
+                    break
+                worker.waiting.remove(runner)
+                unit = self.scheduler.next_unit(f"{worker.name}/{runner}", self.others_free())
+                if unit is None and self.settings.retries and not self.stop_message and (
+                        self.scheduler.queued
+                        or any(w.in_flight for w in self.workers if not w.ended)):
+                    worker.waiting.append(runner)
+                    continue
                 if unit is None:
                     self.send(worker, messages.NoMoreWork(runner))
                     continue
                 worker.in_flight[runner] = unit
+                worker.ran[runner] = set()
                 self.send(worker, messages.RunFile(runner, unit.file, unit.tests, unit.exclude))
                 self.emit(events.FileStarted(worker.name, runner, unit.file, unit.part,
-                                             unit.parts))
+                                             unit.parts, bool(unit.retry_of)))
+
+    def others_free(self) -> bool:
+        """Is any runner, besides the one being served, running or waiting for work?"""
+        return any(w.in_flight or w.waiting for w in self.workers if not w.ended)
 
     def send(self, worker: WorkerState, message: object) -> None:
         assert worker.conn is not None
@@ -356,9 +449,10 @@ class Master:
         self.emit(events.WorkerLost(worker.name, reason, "\n".join(worker.output_tail)))
         # its work goes to the workers that are left; with none, it is listed as not run
         others = any(not w.ended and w is not worker for w in self.workers)
-        for unit in worker.in_flight.values():
+        for runner, unit in worker.in_flight.items():
+            self.settle(worker, runner, unit, may_retry=others)
             if others and self.scheduler is not None:
-                self.scheduler.give_back(unit, unit)
+                self.scheduler.give_back(unit, unit.without(worker.ran.get(runner, set())))
             else:
                 self.give_up(unit, f"worker {worker.name} was lost ({reason})")
         worker.in_flight.clear()
@@ -376,7 +470,8 @@ class Master:
 
     def abandon_all(self, reason: str) -> None:
         for worker in self.workers:
-            for unit in worker.in_flight.values():
+            for runner, unit in worker.in_flight.items():
+                self.settle(worker, runner, unit, may_retry=False)
                 self.give_up(unit, reason)
             worker.in_flight.clear()
         if self.scheduler is not None:
@@ -387,6 +482,9 @@ class Master:
         """A unit that will not run (or not to its end): listed, with why."""
         if self.scheduler is not None:
             self.scheduler.finished(unit)
+        if unit.retry_of:   # its tests ran and failed: that stands
+            self.report_last_runs([t for t in unit.tests if t not in unit.exclude])
+            return
         where = f" ({part_name(unit.part, unit.parts)})" if unit.parts > 1 else ""
         self.not_run.append(events.NotRun(unit.file, reason + where))
 
@@ -460,3 +558,8 @@ class Master:
 
     def emit(self, event: object) -> None:
         self.reporters.emit(event)
+
+
+def _attempt(result: messages.Result) -> messages.Attempt:
+    return messages.Attempt(result.outcome, result.when, result.duration, result.message,
+                            result.longrepr, result.worker, result.runner)

@@ -33,10 +33,13 @@ class Unit:
     part: int = 1
     parts: int = 1
     expected: float | None = None    # seconds, from the history
+    retry_of: str = ""               # a rerun of failed tests (--retries): the runner
+                                     # ("worker/index") they failed on, to avoid
 
     @property
     def label(self) -> str:
-        return file_label(self.file, self.part, self.parts)
+        label = file_label(self.file, self.part, self.parts)
+        return f"{label} [retry]" if self.retry_of else label
 
     def without(self, tests: set[str]) -> Unit:
         """What is left of this unit once `tests` have run (maybe nothing)."""
@@ -53,12 +56,16 @@ class Scheduler:
         self._queue: deque[Unit] = deque(self.plan)
         self._in_flight: set[Unit] = set()
 
-    def next_unit(self) -> Unit | None:
-        if not self._queue:
-            return None
-        unit = self._queue.popleft()
-        self._in_flight.add(unit)
-        return unit
+    def next_unit(self, runner: str = "", others_free: bool = False) -> Unit | None:
+        """The next unit for `runner`. A retry skips the runner its tests failed on while
+        another runner is there to take it (`others_free`: one runs or waits)."""
+        for index, unit in enumerate(self._queue):
+            if unit.retry_of and unit.retry_of == runner and others_free:
+                continue
+            del self._queue[index]
+            self._in_flight.add(unit)
+            return unit
+        return None
 
     def finished(self, unit: Unit) -> None:
         self._in_flight.discard(unit)
@@ -67,6 +74,11 @@ class Scheduler:
         """`unit` ended half done (its runner died): `rest` runs next, on another runner."""
         self._in_flight.discard(unit)
         self._queue.appendleft(rest)
+
+    def retry(self, unit: Unit) -> None:
+        """Failed tests run again (--retries) before anything else: their verdict is
+        what the build waits for, and a retry is short."""
+        self._queue.appendleft(unit)
 
     def drop_queued(self) -> list[Unit]:
         """Empty the queue (build ending early); returns what was still waiting."""

@@ -240,6 +240,9 @@ def check_consistent(run: MedusaRun) -> None:
         assert finished["counts"].get(outcome, 0) == number, (outcome, finished["counts"])
     begins = [e for e in run.events if e["event"] == "worker_begin"]
     completed = Counter(e["file"] for e in run.events if e["event"] == "file_complete")
+    # a retry (--retries) runs a file's failed tests again: one more completion of it
+    completed -= Counter(e["file"] for e in run.events
+                         if e["event"] == "file_started" and e.get("retry"))
     parts = {e["file"]: e.get("parts", 1) for e in run.events if e["event"] == "file_started"}
     if begins:
         # Nothing is lost: every file found was run and completed exactly once (each of

@@ -19,7 +19,7 @@ from medusa.reporters import Reporter
 from medusa.scheduler import file_label
 
 LETTERS = {"passed": ".", "failed": "F", "error": "E", "skipped": "s", "xfailed": "x",
-           "xpassed": "X"}
+           "xpassed": "X", "flaky": "R"}
 PROBLEMS = ("failed", "error")
 REDRAW_SECONDS = 0.1
 
@@ -41,6 +41,7 @@ class ConsoleReporter(Reporter):
         self.running: dict[str, events.FileStarted] = {}  # "worker/runner" -> what it runs
         self.parts_done: Counter[str] = Counter()         # file -> parts finished
         self.problems: list[messages.Result] = []
+        self.flaky: list[messages.Result] = []
         self.status_shown = False
         self.last_draw = 0.0
 
@@ -82,6 +83,8 @@ class ConsoleReporter(Reporter):
         self.counts[event.outcome] += 1
         runner = f"{event.worker}/{event.runner}"
         self.letters.setdefault(runner, []).append(LETTERS.get(event.outcome, "?"))
+        if event.outcome == "flaky":
+            self.flaky.append(event)
         if event.outcome in PROBLEMS:
             self.problems.append(event)
             if self.live:
@@ -92,9 +95,10 @@ class ConsoleReporter(Reporter):
         runner = f"{event.worker}/{event.runner}"
         started = self.running.pop(runner, None)
         parts = started.parts if started else 1
-        self.parts_done[event.file] += 1
-        if self.parts_done[event.file] == parts:
-            self.files_done += 1
+        if not (started and started.retry):
+            self.parts_done[event.file] += 1
+            if self.parts_done[event.file] == parts:
+                self.files_done += 1
         letters = "".join(self.letters.pop(runner, []))
         if not self.live:
             self.line(f"{_label(started) if started else event.file} {letters} {self.progress()}")
@@ -130,10 +134,18 @@ class ConsoleReporter(Reporter):
             self.rule("not run")
             for item in event.not_run:
                 self.line(f"{item.file}: {item.reason}")
+        if self.flaky:
+            self.rule("flaky tests (failed, then passed on a retry)")
+            for result in self.flaky:
+                self.line(f"FLAKY {result.test}")
+                for attempt in result.attempts:
+                    self.line(f"    {attempt.outcome} on {attempt.worker}/{attempt.runner}: "
+                              f"{attempt.message}"[:self.width])
         if self.problems:
             self.rule("short test summary info")
             for result in self.problems:
-                self.line(f"{result.outcome.upper()} {result.test} - {result.message}"[:self.width])
+                runs = f" (after {len(result.attempts) + 1} runs)" if result.attempts else ""
+                self.line(f"{result.outcome.upper()} {result.test}{runs} - {result.message}"[:self.width])
         self.rule(summary_text(event), end=True)
 
     # --- pieces ----------------------------------------------------------------------------
@@ -204,7 +216,8 @@ def summary_text(event: events.BuildFinished) -> str:
 
 
 def _label(started: events.FileStarted) -> str:
-    return file_label(started.file, started.part, started.parts)
+    label = file_label(started.file, started.part, started.parts)
+    return f"{label} [retry]" if started.retry else label
 
 
 def _plural(count: int, noun: str) -> str:
