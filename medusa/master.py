@@ -243,18 +243,26 @@ class Master:
             self.failed_files.add(message.file)
             failures = self.counts["failed"] + self.counts["error"]
             if failures == self.maxfail and self.scheduler is not None:
-                # as pytest's -x/--maxfail: nothing new starts; what runs may finish
+                # as pytest's -x/--maxfail: nothing new starts, and what runs stops
                 reason = f"stopped after {failures} failures (--maxfail={self.maxfail})"
                 for unit in self.scheduler.drop_queued():
                     self.give_up(unit, reason)
                 self.stop_message = reason
+                for worker in self.workers:   # and what runs stops at once
+                    if worker.in_flight and not worker.ended and worker.conn is not None:
+                        self.send(worker, messages.StopTests(reason))
 
     def on_file_complete(self, worker: WorkerState, message: messages.FileComplete) -> None:
         unit = worker.in_flight.pop(message.runner)
         assert self.scheduler is not None
         self.scheduler.finished(unit)
         settled = self.settle(worker, message.runner, unit)
-        if unit.retry_of:
+        if message.stopped:   # told to stop (--maxfail): what it did not run is listed
+            ran = worker.ran.get(message.runner, set())
+            left = f"{message.tests - len(ran)} of its {message.tests} tests did not run"
+            self.give_up(unit.without(ran), f"{self.stop_message or 'stopped'}; {left}")
+            self.untimed_files.add(unit.file)
+        elif unit.retry_of:
             # a retried test that did not run again (gone from the file): its last run counts
             self.report_last_runs([t for t in unit.tests if t not in settled])
         else:
@@ -273,8 +281,9 @@ class Master:
         if message.runner in worker.waiting:
             worker.waiting.remove(message.runner)
         what = f"runner {worker.name}/{message.runner} died ({message.reason})"
-        if unit is not None and message.test:
-            # the test it was running is an error (which --retries may run again)
+        if unit is not None and message.test and not self.stop_message:
+            # the test it was running is an error (which --retries may run again); once
+            # the build is stopping it is only a test that did not run to its end
             self.untimed_files.add(unit.file)
             self.on_result(worker, messages.Result(
                 worker=worker.name, runner=message.runner, file=unit.file, test=message.test,
@@ -289,12 +298,12 @@ class Master:
         if not message.test:   # it died outside a test (importing the file, say)
             self.give_up(unit.without(settled), what)
             return
-        # What it had not run yet goes to another runner (if nothing is left, the runner
-        # that gets it finds no test and says so at once), unless --maxfail was reached.
-        rest = unit.without(set(message.done) | {message.test})
         if self.stop_message:
-            self.give_up(rest, self.stop_message)
+            self.give_up(unit.without(set(message.done)), f"{self.stop_message}; {what}")
             return
+        # What it had not run yet goes to another runner (if nothing is left, the runner
+        # that gets it finds no test and says so at once).
+        rest = unit.without(set(message.done) | {message.test})
         assert self.scheduler is not None
         self.scheduler.give_back(unit, rest)
         self.hand_out_work()
@@ -445,11 +454,12 @@ class Master:
     def worker_lost(self, worker: WorkerState, reason: str) -> None:
         if worker.ended:
             return
+        worker.ended = True   # nothing more goes to it (settling below may want to)
         self.read_output(worker)
         self.emit(events.WorkerLost(worker.name, reason, "\n".join(worker.output_tail)))
         # its work goes to the workers that are left; with none, it is listed as not run
         others = any(not w.ended and w is not worker for w in self.workers)
-        for runner, unit in worker.in_flight.items():
+        for runner, unit in list(worker.in_flight.items()):
             self.settle(worker, runner, unit, may_retry=others)
             if others and self.scheduler is not None:
                 self.scheduler.give_back(unit, unit.without(worker.ran.get(runner, set())))
@@ -470,7 +480,7 @@ class Master:
 
     def abandon_all(self, reason: str) -> None:
         for worker in self.workers:
-            for runner, unit in worker.in_flight.items():
+            for runner, unit in list(worker.in_flight.items()):
                 self.settle(worker, runner, unit, may_retry=False)
                 self.give_up(unit, reason)
             worker.in_flight.clear()

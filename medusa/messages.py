@@ -4,7 +4,7 @@ Each message is a small frozen dataclass; the wire carries nothing else. The flo
 seed's (see the README of the original gem):
 
     worker -> master   Ping, WorkerBegin | WorkerStartupFailure, Heartbeat, Died
-    master -> worker   Configure, RunFile, NoMoreWork, Shutdown
+    master -> worker   Configure, RunFile, NoMoreWork, StopTests, Shutdown
     runner -> worker -> master   RequestFile, Result (as ResultBatch), FileComplete, StopBuild
     worker -> master   RunnerDied  (a runner ended while it held a file)
     worker -> runner   RunFile, Shutdown
@@ -156,6 +156,7 @@ class FileComplete:
     warnings: int = 0             # raised by its tests
     import_warnings: int = 0      # raised while it was collected (once per part, if split)
     timings: tuple[tuple[str, float], ...] = ()   # (test id, seconds) in the order run
+    stopped: bool = False         # ended early, told to (StopTests): not all tests ran
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,15 @@ class NoMoreWork:
     """Master -> worker, the answer to a runner's RequestFile when the queue is empty:
     that runner ends its session now, while the others finish their last files."""
     runner: int
+
+
+@dataclass(frozen=True)
+class StopTests:
+    """Master -> worker: --maxfail was reached, stop the tests that run now. Each busy
+    runner ends its file at once (a signal interrupts the test it is in), says so with
+    FileComplete(stopped=True) and ends its session as usual, so pytest still records
+    the failures for --lf; a runner that does not stop in time is killed."""
+    reason: str
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from multiprocessing import Pipe
 from multiprocessing.connection import Connection
 
 from medusa import messages, transport
-from medusa.drivers import Driver
+from medusa.drivers import STOP_SIGNAL, Driver
 
 PR_SET_PDEATHSIG = 1
 STACKS_SIGNAL = signal.SIGUSR1
@@ -70,10 +70,11 @@ class WorkerChannel:
 
     def file_complete(self, file: str, duration: float, tests: int, deselected: int = 0,
                       warnings: int = 0, import_warnings: int = 0,
-                      timings: tuple[tuple[str, float], ...] = ()) -> None:
+                      timings: tuple[tuple[str, float], ...] = (),
+                      stopped: bool = False) -> None:
         self._send(messages.FileComplete(self._id.worker, self._id.index, file, duration,
                                          tests, deselected, warnings, import_warnings,
-                                         timings))
+                                         timings, stopped))
         self._asked = True
 
     def stop_build(self, file: str, reason: str, exit_code: int) -> None:
@@ -117,6 +118,8 @@ def fork(driver: Driver, identity: RunnerIdentity,
 def _runner_main(driver: Driver, pipes: RunnerPipes, identity: RunnerIdentity) -> int:
     _die_with_parent()
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # a driver that can stop a file early handles it; the others finish (or are killed)
+    signal.signal(STOP_SIGNAL, signal.SIG_IGN)
     if identity.stacks_file:
         # a test that runs past --timeout: the worker asks for every thread's stack first
         stacks = open(identity.stacks_file, "w")

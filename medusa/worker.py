@@ -30,6 +30,9 @@ RESULTS_TICK_SECONDS = 0.1
 STACKS_GRACE_SECONDS = 0.5
 # Silence longer than this is broken by a Heartbeat (the master's limit is much longer).
 HEARTBEAT_SECONDS = 2.0
+# A runner told to stop its tests (StopTests) that still holds its file after this long
+# is killed: its test ignores the signal (stuck in C code, or the driver cannot stop).
+STOP_GRACE_SECONDS = 2.0
 
 
 @dataclass
@@ -44,6 +47,8 @@ class RunnerSlot:
     test_started: float = 0.0
     done: list[str] = field(default_factory=list)   # tests of `file` with results
     timed_out: float = 0.0    # the --timeout it overran, once killed for it
+    stop_by: float = 0.0      # told to stop its tests: the time it must have by
+    killed_for: str = ""      # why the worker killed it, if it did (besides --timeout)
     waiting: bool = False     # it asked for a file and has no answer yet
     stopping: bool = False    # it was told to end
 
@@ -150,6 +155,7 @@ class Worker:
                 for slot in list(self.runners.values()):
                     self.relay_results(slot)
                     self.check_timeout(slot)
+                    self.check_stopped(slot)
                 if last_tick - self.last_sent >= HEARTBEAT_SECONDS:
                     self.send(messages.Heartbeat(self.cfg.worker))
 
@@ -163,6 +169,8 @@ class Worker:
             slot = self.runners[message.runner]
             slot.file, slot.waiting, slot.done = message.file, False, []
             transport.send(slot.conn, message)
+        elif isinstance(message, messages.StopTests):
+            self.stop_tests()
         elif isinstance(message, messages.NoMoreWork):
             self.stop_runner(self.runners[message.runner])
         elif isinstance(message, messages.Shutdown):
@@ -179,7 +187,7 @@ class Worker:
             self.runner_ended(slot)
             return
         if isinstance(message, (messages.RequestFile, messages.FileComplete)):
-            slot.file, slot.test, slot.waiting = "", "", True
+            slot.file, slot.test, slot.waiting, slot.stop_by = "", "", True, 0.0
         self.send(message)
 
     def relay_results(self, slot: RunnerSlot) -> None:
@@ -215,6 +223,19 @@ class Worker:
         except ProcessLookupError:
             pass
 
+    def stop_tests(self) -> None:
+        """Every busy runner ends its file now (drivers.STOP_SIGNAL)."""
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for slot in self.runners.values():
+            if slot.file and not slot.stop_by:
+                slot.stop_by = deadline
+                _signal(slot.pid, drivers.STOP_SIGNAL)
+
+    def check_stopped(self, slot: RunnerSlot) -> None:
+        if slot.stop_by and slot.file and not slot.killed_for and time.monotonic() > slot.stop_by:
+            slot.killed_for = f"killed: it did not stop its tests within {STOP_GRACE_SECONDS:g} s"
+            _signal(slot.pid, signal.SIGKILL)
+
     def stop_runner(self, slot: RunnerSlot) -> None:
         slot.waiting, slot.stopping = False, True
         transport.send(slot.conn, messages.Shutdown("no more work"))
@@ -229,6 +250,8 @@ class Worker:
         reason = _describe_status(status)
         if slot.timed_out:
             reason = f"timed out after {slot.timed_out:g} s"
+        elif slot.killed_for:
+            reason = slot.killed_for
         self.lost.append(f"runner {slot.index}: {reason}")
         replace = not slot.stopping and self.replacements < REPLACEMENTS_PER_RUNNER * self.runner_count
         if not replace and not slot.stopping:
@@ -255,6 +278,13 @@ class Worker:
 
     def tell_waiting(self, reason: str) -> None:
         self.send(messages.WorkerWaiting(self.cfg.worker, reason))
+
+
+def _signal(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:   # it has just ended: the worker hears of it next
+        pass
 
 
 def _read(path: str) -> str:

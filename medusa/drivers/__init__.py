@@ -9,14 +9,22 @@ The runner side gets a `Channel` (runner.py): `next_file()` blocks until the mas
 this runner a file (a RunFile, which may select some of its tests; None: stop),
 `result()` streams one test's outcome, `file_complete()` ends the file, `stop_build()`
 asks the master to end the whole build.
+
+When the master stops the build's tests (--maxfail reached), the worker sends each busy
+runner STOP_SIGNAL. A driver that handles it ends its file early, reports
+`file_complete(..., stopped=True)` and goes on; one that ignores it (the default) is
+killed after a grace period.
 """
 from __future__ import annotations
 
 import importlib
+import signal
 from dataclasses import dataclass
 from typing import Protocol
 
 from medusa.messages import RunFile
+
+STOP_SIGNAL = signal.SIGUSR2
 
 DRIVERS = {"pytest": "medusa.drivers.pytest_driver:PytestDriver"}
 
@@ -48,7 +56,8 @@ class Channel(Protocol):
 
     def file_complete(self, file: str, duration: float, tests: int, deselected: int = 0,
                       warnings: int = 0, import_warnings: int = 0,
-                      timings: tuple[tuple[str, float], ...] = ()) -> None: ...
+                      timings: tuple[tuple[str, float], ...] = (),
+                      stopped: bool = False) -> None: ...
 
     def stop_build(self, file: str, reason: str, exit_code: int) -> None: ...
 

@@ -17,13 +17,14 @@ ends. Results are the categories pytest's own summary counts.
 from __future__ import annotations
 
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from medusa.drivers import Channel, Prepared, StartupError
+from medusa.drivers import STOP_SIGNAL, Channel, Prepared, StartupError
 from medusa.messages import RunFile
 
 MAX_SECTION_CHARS = 1_000_000
@@ -84,6 +85,7 @@ class PytestDriver:
         session.testsfailed = 0
         plugin = _RunnerPlugin(channel, session, _Tree(session))
         config.pluginmanager.register(plugin, "medusa-runner")
+        signal.signal(STOP_SIGNAL, plugin.on_stop_signal)
         exitstatus = 0
         try:
             config.hook.pytest_sessionstart(session=session)
@@ -112,6 +114,11 @@ class BuildStop(Exception):
         self.exit_code = exit_code
 
 
+class _Stopped(KeyboardInterrupt):
+    """Raised in a test by STOP_SIGNAL. pytest lets a KeyboardInterrupt through its test
+    protocol without a report (any other exception would make the test fail)."""
+
+
 class _RunnerPlugin:
     """Registered in each runner: pulls files from the channel and reports what happens."""
 
@@ -127,6 +134,8 @@ class _RunnerPlugin:
         self.import_warnings = 0
         self.reports: list[Any] = []
         self.timings: list[tuple[str, float]] = []
+        self.stopping = False     # the master stopped the tests: run no more
+        self.in_test = False      # in a test's setup or call, where stopping may raise
 
     @pytest.hookimpl(tryfirst=True)   # first, so that pytest's own loop never runs
     def pytest_runtestloop(self, session: Any) -> bool:
@@ -146,10 +155,19 @@ class _RunnerPlugin:
         with _collection_warnings(self.config):
             items = self._collect(work)
         self._start_file(items)
+        stopped = False
         for index, item in enumerate(items):
+            if self.stopping:
+                stopped = True
+                break
             nextitem = items[index + 1] if index + 1 < len(items) else _FileBoundary(item)
             try:
                 item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+            except _Stopped:
+                # the test has no report: it did not run to its end; its fixtures end
+                # with the session, which ends next
+                self.reports, stopped = [], True
+                break
             except pytest.exit.Exception as exc:
                 code = 2 if exc.returncode is None else int(exc.returncode)
                 raise BuildStop(f"pytest.exit() in {item.nodeid}: {exc.msg}", code) from exc
@@ -157,7 +175,33 @@ class _RunnerPlugin:
                 raise BuildStop(f"KeyboardInterrupt in {item.nodeid}", 2) from exc
         self.channel.file_complete(file, time.perf_counter() - started, len(items),
                                    self.deselected, self.warnings, self.import_warnings,
-                                   tuple(self.timings))
+                                   tuple(self.timings), stopped)
+
+    def on_stop_signal(self, signum: int, frame: Any) -> None:
+        """STOP_SIGNAL: stop at once inside a test, else before the next one. Never
+        inside the teardown (half-ended fixtures) or our own reporting (a half-written
+        message)."""
+        self.stopping = True
+        if self.in_test:
+            self.in_test = False
+            raise _Stopped()
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_setup(self, item: Any) -> Any:
+        return (yield from self._interruptible())
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: Any) -> Any:
+        return (yield from self._interruptible())
+
+    def _interruptible(self) -> Any:
+        if self.stopping:
+            raise _Stopped()
+        self.in_test = True
+        try:
+            return (yield)
+        finally:
+            self.in_test = False
 
     def teardown_session(self) -> None:
         """End the session fixtures here, where a failure can still be reported: serial
