@@ -16,6 +16,7 @@ from medusa.messages import event_name
 FORMATS = {
     "console": ("medusa.reporters.console:ConsoleReporter", False),
     "json": ("medusa.reporters.jsonlog:JsonReporter", True),
+    "html": ("medusa.reporters.html:HtmlReporter", True),
 }
 
 
