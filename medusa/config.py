@@ -1,0 +1,363 @@
+"""The build's configuration: medusa/config.yml, then the command line, into one set of values.
+
+Precedence, lowest first: medusa's defaults, the config file, the command line. The file is
+`--config FILE`, else `$MEDUSA_CONFIG`, else `medusa/config.yml` in the current folder or
+the nearest folder above it that has one (the project's folder). Paths in the file are
+relative to that project folder.
+
+Every key is in KEYS, with how its value is read and what it means (`medusa setup` writes
+those explanations into the file it makes, `medusa config` shows where each value came
+from). Errors name the file, the line, the key and what was expected; a key that does not
+exist is an error, with the nearest known key as a suggestion.
+
+String values may use environment variables, as a shell does: `${VAR}`, `${VAR:-default}`
+(the default also when VAR is empty), `${VAR-default}` (only when unset), `$$` for a `$`.
+YAML anchors, aliases and merge keys (`<<: *base`) work, so one file serves a laptop and CI;
+top-level keys starting with `x-` are ignored, a place to define anchors.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+CONFIG_FILE = os.path.join("medusa", "config.yml")
+ENVIRONMENT_FILE = os.path.join("medusa", "environment.py")
+# top-level keys that medusa ignores, to hold YAML anchors (as docker-compose's x- keys)
+ANCHOR_PREFIX = "x-"
+
+
+class ConfigError(Exception):
+    """A configuration mistake, in words for the user (the build exits 4)."""
+
+
+@dataclass(frozen=True)
+class Value:
+    value: Any
+    source: str               # "medusa/config.yml, line 4", "command line", "default"
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str
+    read: Callable[[Any, Path], Any]   # the YAML value (and the project folder) -> ours
+    help: str
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """One entry of `workers:`."""
+    type: str                 # local
+    runners: int | None       # None: auto
+    name: str = ""
+
+
+# --- readers: each takes a YAML value and returns the value medusa uses, or raises
+# ValueError with what was expected.
+
+def _seconds(value: Any, root: Path) -> float | None:
+    if value is None:
+        return None
+    number = _number(value, float, "a number of seconds")
+    if number <= 0:
+        raise ValueError(f"expected a number of seconds above 0, got {value!r}")
+    return number
+
+
+def _count(minimum: int) -> Callable[[Any, Path], int]:
+    def read(value: Any, root: Path) -> int:
+        number = _number(value, int, "a whole number")
+        if number < minimum:
+            raise ValueError(f"expected a whole number of at least {minimum}, got {value!r}")
+        return number
+    return read
+
+
+def _runners(value: Any, root: Path) -> int | None:
+    if value == "auto" or value is None:
+        return None
+    return _count(1)(value, root)
+
+
+def _number(value: Any, kind: type, expected: str) -> Any:
+    if isinstance(value, bool):
+        raise ValueError(f"expected {expected}, got {value!r}")
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected {expected}, got {value!r}") from None
+    if kind is int and isinstance(value, float) and value != number:
+        raise ValueError(f"expected {expected}, got {value!r}")
+    return number
+
+
+def _flag(value: Any, root: Path) -> bool:
+    if isinstance(value, bool):
+        return value
+    words = {"true": True, "yes": True, "on": True, "1": True,
+             "false": False, "no": False, "off": False, "0": False}
+    if isinstance(value, str) and value.strip().lower() in words:
+        return words[value.strip().lower()]
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _text(value: Any, root: Path) -> str:
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise ValueError(f"expected a string, got {value!r}")
+    return str(value)
+
+
+def _texts(value: Any, root: Path) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, list):
+        raise ValueError(f"expected a list of strings, got {value!r}")
+    return tuple(_text(item, root) for item in value)
+
+
+def _arguments(value: Any, root: Path) -> tuple[str, ...]:
+    """A list, or one string split as a shell would: "-p no:randomly -k 'not slow'"."""
+    if isinstance(value, str):
+        return tuple(shlex.split(value))
+    return _texts(value, root)
+
+
+def _paths(value: Any, root: Path) -> tuple[str, ...]:
+    return tuple(_relative_to_cwd(root / path) for path in _texts(value, root))
+
+
+def _path(value: Any, root: Path) -> str:
+    return _relative_to_cwd(root / _text(value, root))
+
+
+def _env(value: Any, root: Path) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a mapping of variable names to values, got {value!r}")
+    pairs = []
+    for name, text in value.items():
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise ValueError(f"expected an environment variable name, got {name!r}")
+        pairs.append((name, "" if text is None else _text(text, root)))
+    return tuple(pairs)
+
+
+def _reporters(value: Any, root: Path) -> tuple[str, ...]:
+    """`- json: out/events.jsonl` or `- json:out/events.jsonl` or `- teamcity`."""
+    if not isinstance(value, list):
+        raise ValueError(f"expected a list of reports (json: PATH, ...), got {value!r}")
+    specs = []
+    for item in value:
+        if isinstance(item, dict) and len(item) == 1:
+            (name, path), = item.items()
+            specs.append(f"{name}:{_path(path, root)}" if path else str(name))
+        elif isinstance(item, str):
+            name, _, path = item.partition(":")
+            specs.append(f"{name}:{_path(path, root)}" if path else name)
+        else:
+            raise ValueError(f"expected a report as NAME: PATH, got {item!r}")
+    return tuple(specs)
+
+
+def _workers(value: Any, root: Path) -> tuple[WorkerSpec, ...]:
+    if not isinstance(value, list) or not value:
+        raise ValueError("expected a list of workers, e.g. [{type: local, runners: auto}]")
+    specs = []
+    for index, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise ValueError(f"expected a worker as a mapping (type: local, runners: N), got {item!r}")
+        unknown = set(item) - {"type", "runners"}
+        if unknown:
+            raise ValueError(f"unknown key {sorted(unknown)[0]!r} in worker {index + 1}"
+                             f"{_suggestion(sorted(unknown)[0], ['type', 'runners'])}")
+        kind = item.get("type", "local")
+        if kind != "local":
+            raise ValueError(f"worker {index + 1}: type {kind!r} is not available in this "
+                             "version of medusa (known: local)")
+        specs.append(WorkerSpec("local", _runners(item.get("runners", "auto"), root)))
+    # more than one worker on this machine: each has a name of its own
+    return tuple(WorkerSpec(s.type, s.runners, "local" if i == 0 else f"local-{i + 1}")
+                 for i, s in enumerate(specs))
+
+
+KEYS = {key.name: key for key in (
+    Key("paths", _paths, "test files or folders (default: what the framework finds)"),
+    Key("driver", _text, "test framework: pytest (more to come)"),
+    Key("framework_args", _arguments,
+        "arguments for the framework, as after `--` on the command line"),
+    Key("workers", _workers,
+        "where runners run: a list of {type: local, runners: N or auto}"),
+    Key("max_host_runners", _count(1),
+        "cap on the runners of all medusa builds on this machine together"),
+    Key("timeout", _seconds, "seconds a test may run before it is stopped (default: none)"),
+    Key("worker_timeout", _seconds, "seconds of silence after which a worker is lost"),
+    Key("retries", _count(0), "times a failed test runs again; a pass then is flaky"),
+    Key("maxfail", _count(0), "stop after this many failures (0: never; as pytest --maxfail)"),
+    Key("max_replacements", _count(0),
+        "runners a worker may replace per runner slot before it gives up (a crash loop)"),
+    Key("history", _flag, "read and write the timing history in .medusa/"),
+    Key("failed_first", _flag, "run the files that failed last time first"),
+    Key("split", _flag, "split a file longer than one runner's share between runners"),
+    Key("no_split", _texts, "globs of files never split"),
+    Key("reporters", _reporters, "reports besides the console: json: PATH, ..."),
+    Key("env", _env, "environment variables for the workers and runners"),
+    Key("environment", _path, "the hooks file (default: medusa/environment.py)"),
+)}
+
+
+# --- finding and reading the file ---------------------------------------------------------
+
+def find_config(explicit: str | None, cwd: Path) -> Path | None:
+    """--config, then $MEDUSA_CONFIG, then medusa/config.yml here or in a folder above."""
+    chosen = explicit or os.environ.get("MEDUSA_CONFIG")
+    if chosen:
+        path = Path(chosen)
+        if not path.is_file():
+            origin = "--config" if explicit else "MEDUSA_CONFIG"
+            raise ConfigError(f"config file not found: {chosen} (from {origin})")
+        return path
+    for folder in (cwd, *cwd.parents):
+        if (folder / CONFIG_FILE).is_file():
+            return folder / CONFIG_FILE
+    return None
+
+
+def project_folder(config_path: Path) -> Path:
+    """The folder that `medusa/config.yml` is in; for another file, the file's folder."""
+    config_path = config_path.resolve()
+    if config_path.parent.name == "medusa":
+        return config_path.parent.parent
+    return config_path.parent
+
+
+def load(path: Path, environ: dict[str, str] | None = None) -> dict[str, Value]:
+    """The file's keys, read and checked, each with the line it came from."""
+    import yaml
+    shown = _relative_to_cwd(path)
+    environ = dict(os.environ) if environ is None else environ
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{shown}: cannot be read: {exc}") from None
+    try:
+        data, lines = _parse(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{shown}{where}: not valid YAML: {problem}") from None
+    except _Duplicate as exc:
+        raise ConfigError(f"{shown}, line {exc.line}: key {exc.key!r} appears twice") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{shown}: expected a mapping of keys (driver:, workers:, ...) at "
+                          f"the top, got {type(data).__name__}")
+    root = project_folder(path)
+    values = {}
+    for name, raw in data.items():
+        line = lines.get((name,), 0)
+        where = f"{shown}, line {line}"
+        if isinstance(name, str) and name.startswith(ANCHOR_PREFIX):
+            continue   # a place for YAML anchors, read only where an alias uses it
+        if name not in KEYS:
+            raise ConfigError(f"{where}: unknown key {name!r}{_suggestion(str(name), KEYS)}")
+        try:
+            value = KEYS[name].read(_expand(raw, environ), root)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {name}: {exc}") from None
+        values[name] = Value(value, where)
+    return values
+
+
+class _Duplicate(Exception):
+    def __init__(self, key: str, line: int) -> None:
+        super().__init__(key)
+        self.key, self.line = key, line
+
+
+def _parse(text: str) -> tuple[Any, dict[tuple[Any, ...], int]]:
+    """YAML to Python, and the line of every key (by its path of keys), for messages."""
+    import yaml
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, {}
+        lines: dict[tuple[Any, ...], int] = {}
+        return _build(loader, node, (), lines), lines
+    finally:
+        loader.dispose()
+
+
+def _build(loader: Any, node: Any, path: tuple[Any, ...], lines: dict) -> Any:
+    import yaml
+    if isinstance(node, yaml.MappingNode):
+        own = {id(k) for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"}
+        loader.flatten_mapping(node)   # merge keys (<<: *base) first, then its own keys
+        mapping: dict[Any, Any] = {}
+        seen: set[Any] = set()
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if id(key_node) in own:   # its own key may replace a merged one, not itself
+                if key in seen:
+                    raise _Duplicate(str(key), line)
+                seen.add(key)
+            lines[path + (key,)] = line
+            mapping[key] = _build(loader, value_node, path + (key,), lines)
+        return mapping
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(loader, item, path + (i,), lines) for i, item in enumerate(node.value)]
+    return loader.construct_object(node, deep=True)
+
+
+_VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\}")
+
+
+def _expand(value: Any, environ: dict[str, str]) -> Any:
+    """${VAR}, ${VAR:-default}, ${VAR-default} and $$ in every string value."""
+    if isinstance(value, dict):
+        return {k: _expand(v, environ) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, environ) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, form, default = match.group(1), match.group(2), match.group(3)
+        current = environ.get(name)
+        if form == ":-" and not current:
+            return default
+        if form == "-" and current is None:
+            return default
+        if current is None:
+            raise ValueError(f"${{{name}}} is not set (give a default: ${{{name}:-value}})")
+        return current
+
+    expanded = _VARIABLE.sub(substitute, value)
+    # a whole value from a variable is read as YAML would read it: "4" is a number
+    if expanded != value and _VARIABLE.fullmatch(value):
+        import yaml
+        try:
+            return yaml.safe_load(expanded) if expanded else expanded
+        except yaml.YAMLError:
+            return expanded
+    return expanded
+
+
+def _suggestion(name: str, known: Any) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(known)})"
+
+
+def _relative_to_cwd(path: Path) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)
