@@ -176,13 +176,17 @@ def test_files_not_run_are_listed_with_their_reason(tmp_path):
 
 
 def test_a_flaky_test_keeps_its_failed_attempts(tmp_path):
+    """With --retries the master holds a failed test's result back and runs it again, as
+    a unit of its own; the verdict arrives with the retry's end."""
     attempt = messages.Attempt("failed", "call", 0.2, "assert 0", "E   assert 0", "local", 0)
     _, data = _report(tmp_path, [
         *_begin(),
-        events.FileStarted("local", 1, "tests/test_a.py"),
+        events.FileStarted("local", 0, "tests/test_a.py"),
+        _result("tests/test_a.py", "test_always", runner=0),
+        messages.FileComplete("local", 0, "tests/test_a.py", 0.4, 2),
+        events.FileStarted("local", 1, "tests/test_a.py", retry=True),
         _result("tests/test_a.py", "test_sometimes", "flaky", runner=1, attempts=(attempt,)),
-        _result("tests/test_a.py", "test_always", runner=1),
-        messages.FileComplete("local", 1, "tests/test_a.py", 0.4, 2),
+        messages.FileComplete("local", 1, "tests/test_a.py", 0.2, 1),
         _finished(0, counts=(("passed", 1), ("flaky", 1))),
     ])
     (problem,) = data["problems"]
@@ -190,10 +194,13 @@ def test_a_flaky_test_keeps_its_failed_attempts(tmp_path):
     assert problem["attempts"] == [{"outcome": "failed", "when": "call", "duration": 0.2,
                                     "message": "assert 0", "longrepr": "E   assert 0",
                                     "runner": "local/0"}]
-    assert data["bars"][0]["status"] == "flaky"
+    # the first run shows that its failure was run again; the retry has the verdict
+    assert [(b["lane"], b["label"], b["status"], b["counts"]) for b in data["bars"]] == [
+        (0, "tests/test_a.py", "retried", {"passed": 1, "failed (ran again)": 1}),
+        (1, "tests/test_a.py [retry]", "flaky", {"flaky": 1})]
     tests = data["files"][0]["tests"]
-    assert [t[:2] for t in tests] == [["test_sometimes", "flaky"], ["test_always", "passed"]]
-    assert tests[0][5] == 0   # links to its problem entry
+    assert [t[:2] for t in tests] == [["test_always", "passed"], ["test_sometimes", "flaky"]]
+    assert tests[1][5] == 0   # links to its problem entry
 
 
 def test_an_interrupted_build_still_gets_its_report(tmp_path):
@@ -503,6 +510,15 @@ E2E_PROJECT = {
         def test_skipped():
             pass
     """,
+    "tests/test_flaky.py": """
+        from pathlib import Path
+
+        def test_fails_once():
+            marker = Path(__file__).with_name("ran-once")
+            if not marker.exists():
+                marker.write_text("")
+                assert False, "first run"
+    """,
     "tests/test_crash.py": """
         import os
         import time
@@ -522,7 +538,8 @@ E2E_PROJECT = {
 def test_a_real_build_opens_in_chromium_with_a_lane_per_runner(tmp_path, browser):
     project = write_project(tmp_path / "p", E2E_PROJECT)
     report = tmp_path / "reports" / "build.html"
-    run = run_medusa(project, "--format", f"html:{report}", "--no-history", runners=3, timeout=120)
+    run = run_medusa(project, "--format", f"html:{report}", "--no-history", "--retries", "1",
+                     runners=3, timeout=120)
     assert run.exit_code == 1, run
     browser.open(report)
     assert browser.errors() == []
@@ -549,11 +566,16 @@ def test_a_real_build_opens_in_chromium_with_a_lane_per_runner(tmp_path, browser
     assert "tests/test_skips.py bar o-skipped" in statuses
     assert "tests/test_crash.py bar o-died" in statuses
     assert "tests/test_slow.py bar o-passed" in statuses
+    # --retries: a run whose failure ran again, and the retry with the verdict
+    assert "tests/test_flaky.py bar o-retried" in statuses
+    assert "tests/test_flaky.py bar o-flaky" in statuses
 
     # the failures, with their tracebacks and captured output, as text
     names = browser.js("[...document.querySelectorAll('#problems .problem')].map(p => p.querySelector('.ptest').textContent)")
-    assert sorted(names) == ["tests/test_crash.py::test_crash", "tests/test_fails.py::test_numbers",
-                             "tests/test_setup_error.py::test_query"]
+    assert set(names) == {"tests/test_crash.py::test_crash", "tests/test_fails.py::test_numbers",
+                          "tests/test_flaky.py::test_fails_once", "tests/test_setup_error.py::test_query"}
+    assert len(names) == len(run.results) - len([r for r in run.results if r["outcome"] in (
+        "passed", "skipped")])
     text = browser.js("document.getElementById('problems').innerText")
     assert "the numbers differ <b>bold</b>" in text
     assert "printed </script><script>window.pwned = 1</script> ünïcödé ✓" in text
@@ -563,13 +585,13 @@ def test_a_real_build_opens_in_chromium_with_a_lane_per_runner(tmp_path, browser
 
     # hovering a bar tells file, runner, duration and counts; a click keeps it below
     tip = browser.js("""(() => {
-        const bar = document.querySelector('.bar[data-file="tests/test_fails.py"]');
+        const bar = document.querySelector('.bar.o-retried[data-file="tests/test_fails.py"]');
         const box = bar.getBoundingClientRect();
         bar.dispatchEvent(new MouseEvent('mouseover', {bubbles: true, clientX: box.x + 1, clientY: box.y + 1}));
         bar.click();
         return [document.getElementById('tip').innerText, document.getElementById('bar-detail').innerText];
     })()""")
-    assert "tests/test_fails.py" in tip[0] and "1 failed, 1 passed" in tip[0], tip
+    assert "tests/test_fails.py" in tip[0] and "1 passed, 1 failed (ran again)" in tip[0], tip
     assert "local/" in tip[1] and "2 collected" in tip[1], tip
     assert browser.errors() == []
 

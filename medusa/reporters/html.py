@@ -16,7 +16,8 @@ The data model (`report_data()`), version 1; later additions fill its empty fiel
   draws one row each.
 - `bars`: one per file or file part a runner took, `{lane, file, label, start, end,
   seconds, status, counts, tests, reason}`; status is passed, failed, error, flaky,
-  skipped (nothing but skips, or no tests), died or unfinished.
+  retried (a failure in it ran again, --retries), skipped (nothing but skips, or no
+  tests), died or unfinished.
 - `marks`: instants on a lane (a runner that died while idle).
 - `files`: `{file, tests: [[name, outcome, seconds, lane, message, problem]]}`, every result.
 - `problems`: failed, error and flaky results in full (traceback, captured output,
@@ -44,6 +45,7 @@ from medusa.scheduler import file_label
 TEMPLATE = "html_template.html"
 DATA_MARK = "__MEDUSA_REPORT_DATA__"
 PROBLEM_OUTCOMES = ("failed", "error", "flaky")
+RAN_AGAIN = " (ran again)"   # counted on the bar of a run whose failure was retried
 # A traceback or captured output longer than this keeps its head and tail: one test that
 # prints megabytes must not make the page slow to open.
 TEXT_LIMIT = 64 * 1024
@@ -74,6 +76,8 @@ class Bar:
         for outcome in PROBLEM_OUTCOMES:
             if self.counts[outcome]:
                 return outcome
+        if any(outcome.endswith(RAN_AGAIN) for outcome in self.counts):
+            return "retried"   # a failure here ran again; the retry's bar has the verdict
         if any(n for outcome, n in self.counts.items() if outcome != "skipped"):
             return "passed"
         return "skipped"
@@ -145,15 +149,20 @@ class HtmlReporter(Reporter):
         lane = self.lane(event.worker, event.runner)
         if lane in self.running:   # never told how the last one ended
             self.close_bar(lane, died=False, reason="no end was reported")
-        bar = Bar(lane, event.file, file_label(event.file, event.part, event.parts), self.now())
+        label = file_label(event.file, event.part, event.parts)
+        # a rerun of a file's failed tests (--retries), named as the console names it
+        bar = Bar(lane, event.file, f"{label} [retry]" if event.retry else label, self.now())
         self.bars.append(bar)
         self.running[lane] = bar
 
     def on_result(self, event: messages.Result) -> None:
         lane = self.lane(event.worker, event.runner)
         bar = self.running.get(lane)
+        if bar is not None and bar.file != event.file:
+            bar = None   # a verdict reported late (a retried test's), not this run's
         if bar is not None:
             bar.counts[event.outcome] += 1
+        self.count_attempts(event, bar)
         problem = -1
         if event.outcome in PROBLEM_OUTCOMES:
             problem = len(self.problems)
@@ -163,6 +172,22 @@ class HtmlReporter(Reporter):
         message = "" if event.outcome == "passed" else _cut(event.message, 2000)
         self.files.setdefault(event.file, []).append(
             [name, event.outcome, round(event.duration, 4), lane, message, problem])
+
+    def count_attempts(self, event: messages.Result, current: Bar | None) -> None:
+        """With --retries, a failed run's result never arrives on its own: the master
+        holds it back and reports it as an attempt of the test's final result. Each
+        attempt is counted on the last earlier bar of that file on the attempt's runner,
+        so the run where the test failed does not look clean."""
+        credited: set[int] = set()
+        for attempt in event.attempts:
+            lane = self.lane(attempt.worker, attempt.runner)
+            for index in range(len(self.bars) - 1, -1, -1):
+                bar = self.bars[index]
+                if (bar.lane == lane and bar.file == event.file and bar is not current
+                        and index not in credited):
+                    bar.counts[attempt.outcome + RAN_AGAIN] += 1
+                    credited.add(index)
+                    break
 
     def on_file_complete(self, event: messages.FileComplete) -> None:
         lane = self.lane(event.worker, event.runner)
