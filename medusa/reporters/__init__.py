@@ -17,6 +17,8 @@ FORMATS = {
     "console": ("medusa.reporters.console:ConsoleReporter", False),
     "json": ("medusa.reporters.jsonlog:JsonReporter", True),
     "html": ("medusa.reporters.html:HtmlReporter", True),
+    # CI formats: integrations/ (installed as medusa.integrations)
+    "junit": ("medusa.integrations.junit.reporter:JUnitReporter", True),
 }
 
 
@@ -70,7 +72,8 @@ def parse_format(spec: str) -> tuple[str, str | None]:
     return name, (path or None)
 
 
-def create(name: str, path: str | None, stream: IO[str]) -> Reporter:
+def create(name: str, path: str | None, stream: IO[str], **options: object) -> Reporter:
+    """`options` go to the reporter's constructor (--junit-suites to junit's)."""
     module_name, _, class_name = FORMATS[name][0].partition(":")
     cls = getattr(importlib.import_module(module_name), class_name)
-    return cls(path) if FORMATS[name][1] else cls(stream)
+    return cls(path, **options) if FORMATS[name][1] else cls(stream, **options)
