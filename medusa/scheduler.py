@@ -57,15 +57,24 @@ class Scheduler:
         self._in_flight: set[Unit] = set()
 
     def next_unit(self, runner: str = "", others_free: bool = False) -> Unit | None:
-        """The next unit for `runner`. A retry skips the runner its tests failed on while
-        another runner is there to take it (`others_free`: one runs or waits)."""
+        """The next unit for `runner`. A retry is not for the runner its tests failed on:
+        that runner takes other work, and gets the retry only when nothing else is left
+        and no other runner is there to take it (`others_free`: one runs or waits)."""
+        fallback = None
         for index, unit in enumerate(self._queue):
-            if unit.retry_of and unit.retry_of == runner and others_free:
+            if runner and unit.retry_of == runner:
+                fallback = index if fallback is None else fallback
                 continue
-            del self._queue[index]
-            self._in_flight.add(unit)
-            return unit
+            return self._take(index)
+        if fallback is not None and not others_free:
+            return self._take(fallback)
         return None
+
+    def _take(self, index: int) -> Unit:
+        unit = self._queue[index]
+        del self._queue[index]
+        self._in_flight.add(unit)
+        return unit
 
     def finished(self, unit: Unit) -> None:
         self._in_flight.discard(unit)

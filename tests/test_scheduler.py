@@ -512,3 +512,19 @@ def test_simulate_guesses_the_average_for_new_files():
     units = [Unit(f"{i}.py") for i in range(5)]
     assert simulate(units, 2) == ((units[0], units[2], units[4]), (units[1], units[3]))
     assert simulate([], 3) == ((), (), ())
+
+
+def test_a_retry_goes_to_another_runner_when_one_can_take_it():
+    scheduler = Scheduler(["a.py", "b.py"], runners=2, failed_first=False)
+    first = scheduler.next_unit("w/0")
+    assert first.file == "a.py"
+    scheduler.retry(Unit("a.py", tests=("a.py::t",), retry_of="w/0"))
+    # the runner it failed on takes other work first ...
+    assert scheduler.next_unit("w/0", others_free=True).file == "b.py"
+    # ... is not given the retry while another runner is there to take it ...
+    assert scheduler.next_unit("w/0", others_free=True) is None
+    # ... which the other runner gets; alone, the same runner gets it after all
+    assert scheduler.next_unit("w/1", others_free=True).retry_of == "w/0"
+    scheduler.retry(Unit("a.py", tests=("a.py::t",), retry_of="w/0"))
+    assert scheduler.next_unit("w/0", others_free=False).retry_of == "w/0"
+    assert scheduler.next_unit("w/0") is None
