@@ -19,6 +19,7 @@ FORMATS = {
     "html": ("medusa.reporters.html:HtmlReporter", True),
     # CI formats: integrations/ (installed as medusa.integrations)
     "junit": ("medusa.integrations.junit.reporter:JUnitReporter", True),
+    "teamcity": ("medusa.integrations.teamcity.reporter:TeamCityReporter", False),
 }
 
 
