@@ -20,6 +20,7 @@ FORMATS = {
     # CI formats: integrations/ (installed as medusa.integrations)
     "junit": ("medusa.integrations.junit.reporter:JUnitReporter", True),
     "teamcity": ("medusa.integrations.teamcity.reporter:TeamCityReporter", False),
+    "github": ("medusa.integrations.github.reporter:GitHubReporter", False),
 }
 
 
