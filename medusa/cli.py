@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import sys
 import traceback
@@ -57,6 +58,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--format", metavar="NAME[:PATH]", action="append", default=[],
                         help="add a report: json:PATH (one JSON object per event); "
                              "the console report is always on")
+    parser.add_argument("--driver", metavar="NAME|auto",
+                        help="the test framework: pytest, unittest, behave, or command (any "
+                             "test command); auto (the default) picks one from the project")
+    command = parser.add_argument_group(
+        "the command driver (a command per unit, e.g. go test -json {unit}; these mean "
+        "--driver command)")
+    command.add_argument("--command", metavar="TEMPLATE",
+                         help="run per unit; {unit} is the unit, {name} its last part without "
+                              "extension (in a go.mod project: go test -json {unit})")
+    command.add_argument("--units", metavar="GLOB", action="append", default=[],
+                         help="the units: files or folders that match (repeatable)")
+    command.add_argument("--units-command", metavar="COMMAND",
+                         help="the units: what this command prints, one per line "
+                              "(in a go.mod project: go list ./...)")
+    command.add_argument("--junit-xml", metavar="PATH",
+                         help="the JUnit XML the command writes for a unit, a path template "
+                              "that may be a glob, e.g. target/surefire-reports/TEST-*.{name}.xml")
     order = parser.add_argument_group("order and splitting (from the timing history in .medusa/)")
     order.add_argument("--failed-first", action=argparse.BooleanOptionalAction, default=True,
                        help="run the files that failed last time first (default: on)")
@@ -141,6 +159,7 @@ def run_build(argv: list[str]) -> int:
     formats = [_parse_format(spec) for spec in options.format]
     fan_out = reporters.Reporters([reporters.create("console", None, sys.stdout)] + [
         reporters.create(name, path, sys.stdout) for name, path in formats if name != "console"])
+    driver, driver_options = driver_choice(options)
     settings = BuildSettings(paths=tuple(options.paths), framework_args=tuple(framework_args),
                              runners=None if options.local == "auto" else options.local,
                              max_host_runners=options.max_host_runners, cwd=os.getcwd(),
@@ -148,7 +167,8 @@ def run_build(argv: list[str]) -> int:
                              failed_first=options.failed_first, split=options.split,
                              no_split=tuple(options.no_split_file), dry_run=options.dry_run,
                              timeout=options.timeout, worker_timeout=options.worker_timeout,
-                             retries=options.retries)
+                             retries=options.retries, driver=driver or "auto",
+                             driver_options=driver_options)
     signal.signal(signal.SIGTERM, _interrupt)
     master = Master(settings, fan_out)
     code = master.run()
@@ -160,9 +180,25 @@ def run_build(argv: list[str]) -> int:
     return code
 
 
+def driver_choice(options: argparse.Namespace) -> tuple[str | None, tuple[tuple[str, str], ...]]:
+    """--driver (None: not given), and the command driver's settings, which mean
+    --driver command."""
+    from medusa.drivers.command_driver import CommandSettings
+    settings = CommandSettings(command=options.command or "", units=tuple(options.units),
+                               units_command=options.units_command or "",
+                               junit_xml=options.junit_xml or "")
+    if not settings.to_options():
+        return options.driver, ()
+    if options.driver not in (None, "auto", "command"):
+        raise UsageError(f"--command, --units, --units-command and --junit-xml are settings "
+                         f"of the command driver, not of --driver {options.driver}")
+    return "command", settings.to_options()
+
+
 def check_paths(paths: list[str]) -> None:
     for path in paths:
-        if not os.path.exists(path.split("::")[0]):
+        # a test id (tests/t.py::test_x) or behave's FILE:LINE names a file that must exist
+        if not os.path.exists(re.sub(r":[0-9:]+$", "", path.split("::")[0])):
             raise UsageError(f"file or directory not found: {path}")
 
 

@@ -36,7 +36,7 @@ class BuildSettings:
     framework_args: tuple[str, ...]
     runners: int | None               # None: auto, decided by each worker on its host
     max_host_runners: int | None = None
-    driver: str = "pytest"
+    driver: str = "auto"          # a name in drivers.DRIVERS; auto: the worker picks
     cwd: str = "."
     argv: tuple[str, ...] = ()
     history: bool = True          # read and write .medusa/history.json
@@ -47,6 +47,8 @@ class BuildSettings:
     timeout: float | None = None  # seconds per test
     worker_timeout: float = 60.0  # a working worker silent this long is lost
     retries: int = 0              # times a failed test runs again before it counts
+    # the driver's own settings, (name, value) pairs (drivers.DriverOptions)
+    driver_options: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -171,7 +173,8 @@ class Master:
         transport.send(conn, messages.Configure(
             worker.name, self.run_id, self.settings.runners, self.settings.driver,
             self.settings.paths, self.settings.framework_args,
-            max_host_runners=self.settings.max_host_runners, timeout=self.settings.timeout))
+            max_host_runners=self.settings.max_host_runners, timeout=self.settings.timeout,
+            driver_options=self.settings.driver_options))
 
     def receive(self, worker: WorkerState) -> None:
         assert worker.conn is not None

@@ -48,6 +48,9 @@ class Configure:
     env: tuple[tuple[str, str], ...] = ()
     max_host_runners: int | None = None   # the host-wide cap (governor.py), if given
     timeout: float | None = None          # seconds a test may run before it is killed
+    # the driver's own settings as (name, value) pairs, e.g. the command driver's
+    # command template (drivers.DriverOptions; command_driver.CommandSettings)
+    driver_options: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -105,7 +105,8 @@ class Worker:
         self.slots = reservation.slots   # kept open for as long as this worker lives
         try:
             driver = drivers.create(self.cfg.driver)
-            prepared = driver.prepare(self.cfg.paths, self.cfg.framework_args)
+            prepared = driver.prepare(self.cfg.paths, self.cfg.framework_args,
+                                      self.cfg.driver_options)
         except drivers.StartupError as exc:
             self.send(messages.WorkerStartupFailure(self.cfg.worker, exc.message, exc.detail,
                                                     exc.exit_code))

@@ -2,7 +2,8 @@
 
 A driver is used in two places:
 - in the worker, `prepare()` loads the framework once (configuration, plugins, shared set-up)
-  and finds the files to run; the worker then forks its runners;
+  and finds the files to run (the work units: test files, feature files, Go packages...);
+  the worker then forks its runners;
 - in each forked runner, `serve()` runs files for as long as the channel hands them out.
 
 The runner side gets a `Channel` (runner.py): `next_file()` blocks until the master gives
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import importlib
 import signal
+import sys
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -26,7 +28,19 @@ from medusa.messages import RunFile
 
 STOP_SIGNAL = signal.SIGUSR2
 
-DRIVERS = {"pytest": "medusa.drivers.pytest_driver:PytestDriver"}
+# name -> "module:class", imported only when chosen: the unittest driver must work where
+# pytest is not installed. "auto" picks one of the others by looking at the project.
+DRIVERS = {
+    "pytest": "medusa.drivers.pytest_driver:PytestDriver",
+    "unittest": "medusa.drivers.unittest_driver:UnittestDriver",
+    "behave": "medusa.drivers.behave_driver:BehaveDriver",
+    "command": "medusa.drivers.command_driver:CommandDriver",
+    "auto": "medusa.drivers.auto:AutoDriver",
+}
+
+# A driver's own settings, as (name, value) pairs: they travel in Configure.driver_options
+# and each driver reads its own (the command driver's: command_driver.CommandSettings).
+DriverOptions = tuple[tuple[str, str], ...]
 
 
 class StartupError(Exception):
@@ -65,7 +79,8 @@ class Channel(Protocol):
 class Driver(Protocol):
     name: str
 
-    def prepare(self, paths: tuple[str, ...], framework_args: tuple[str, ...]) -> Prepared: ...
+    def prepare(self, paths: tuple[str, ...], framework_args: tuple[str, ...],
+                options: DriverOptions = ()) -> Prepared: ...
 
     def serve(self, channel: Channel, runner: int) -> int: ...
 
@@ -76,4 +91,12 @@ def create(name: str) -> Driver:
     except KeyError:
         raise StartupError(f"unknown driver {name!r} (known: {', '.join(sorted(DRIVERS))})")
     module_name, _, class_name = spec.partition(":")
-    return getattr(importlib.import_module(module_name), class_name)()
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if not exc.name or exc.name.split(".")[0] == "medusa":
+            raise
+        # the framework the driver drives is not installed where the worker runs
+        raise StartupError(f"the {name} driver needs {exc.name}, which {sys.executable} "
+                           f"cannot import (pip install {exc.name})") from exc
+    return getattr(module, class_name)()

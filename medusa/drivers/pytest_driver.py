@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from medusa.drivers import STOP_SIGNAL, Channel, Prepared, StartupError
+from medusa.drivers import STOP_SIGNAL, Channel, DriverOptions, Prepared, StartupError
 from medusa.messages import RunFile
 
 MAX_SECTION_CHARS = 1_000_000
@@ -40,7 +40,8 @@ class PytestDriver:
 
     # --- worker side ---------------------------------------------------------------------
 
-    def prepare(self, paths: tuple[str, ...], framework_args: tuple[str, ...]) -> Prepared:
+    def prepare(self, paths: tuple[str, ...], framework_args: tuple[str, ...],
+                options: DriverOptions = ()) -> Prepared:
         self._check_version(pytest.__version__)
         self.config = _load_config([*framework_args, *paths])
         _keep_xdist_out(self.config)
