@@ -21,6 +21,7 @@ FORMATS = {
     "junit": ("medusa.integrations.junit.reporter:JUnitReporter", True),
     "teamcity": ("medusa.integrations.teamcity.reporter:TeamCityReporter", False),
     "github": ("medusa.integrations.github.reporter:GitHubReporter", False),
+    "buildbot": ("medusa.integrations.buildbot.reporter:BuildbotReporter", False),
 }
 
 
