@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import psutil
 import pytest
 
-from helpers import run_medusa, write_project
+from helpers import read_events, run_medusa, start_medusa, stop_medusa, write_project
 from medusa import events, messages
 from medusa.reporters import FormatError, parse_format
 from medusa.reporters.html import HtmlReporter, embed_json, write_report
@@ -73,6 +73,14 @@ def test_format_is_registered_and_needs_a_path():
     assert parse_format("html:out/report.html") == ("html", "out/report.html")
     with pytest.raises(FormatError):
         parse_format("html")
+
+
+def test_a_path_that_cannot_be_written_fails_before_the_build(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(OSError):
+        HtmlReporter(str(tmp_path / "file" / "report.html"))
+    with pytest.raises(OSError):
+        HtmlReporter(str(tmp_path))
 
 
 def test_untrusted_text_cannot_end_the_script_or_become_markup(tmp_path):
@@ -594,6 +602,36 @@ def test_a_real_build_opens_in_chromium_with_a_lane_per_runner(tmp_path, browser
     assert "tests/test_fails.py" in tip[0] and "1 passed, 1 failed (ran again)" in tip[0], tip
     assert "local/" in tip[1] and "2 collected" in tip[1], tip
     assert browser.errors() == []
+
+
+def test_an_interrupted_build_writes_its_report(tmp_path, browser):
+    project = write_project(tmp_path / "p", {
+        "tests/test_quick.py": "def test_quick():\n    pass\n",
+        "tests/test_slow.py": "import time\n\ndef test_slow():\n    time.sleep(60)\n",
+    })
+    events_path, report = tmp_path / "events.jsonl", tmp_path / "report.html"
+    process = start_medusa(project, events_path, "--format", f"html:{report}", "--no-history")
+    try:
+        deadline = time.monotonic() + 30
+        while not any(e["event"] == "file_started" and e["file"] == "tests/test_slow.py"
+                      for e in read_events(events_path)):
+            assert time.monotonic() < deadline, "the slow file never started"
+            time.sleep(0.05)
+        time.sleep(0.3)
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=20)
+    finally:
+        stop_medusa(process)
+    assert process.returncode == 2
+    data = _data(report)
+    assert data["summary"]["status"] == "interrupted" and data["summary"]["exit_code"] == 2
+    slow = [b for b in data["bars"] if b["file"] == "tests/test_slow.py"]
+    assert [b["status"] for b in slow] == ["unfinished"]
+    assert {n["file"] for n in data["not_run"]} >= {"tests/test_slow.py"}
+    browser.open(report)
+    assert browser.errors() == []
+    assert browser.js("document.querySelectorAll('.bar.o-unfinished').length") == 1
+    assert "interrupted" in browser.js("document.getElementById('status').textContent")
 
 
 def test_escaping_holds_in_the_browser(tmp_path, browser):

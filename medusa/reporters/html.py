@@ -86,7 +86,12 @@ class Bar:
 class HtmlReporter(Reporter):
     def __init__(self, path: str) -> None:
         self.path = os.path.abspath(path)
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)   # fail now, not at the end
+        # a path that cannot be written fails now (a usage error), not after the build
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        if os.path.isdir(self.path):
+            raise IsADirectoryError(f"{path} is a directory")
+        with tempfile.TemporaryFile(dir=os.path.dirname(self.path)):
+            pass
         self.origin = time.monotonic()   # reset by BuildStarted
         self.build: dict[str, object] = {}
         self.finished: events.BuildFinished | None = None
