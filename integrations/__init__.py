@@ -1,6 +1,7 @@
 """CI integrations: report formats that CI servers read, and how medusa finds its CI.
 
-This folder is installed as `medusa.integrations` (see setup.cfg). Each platform's folder
+This folder is the package `medusa.integrations` (through the link medusa/integrations,
+so a checkout, `pip install -e .` and `pip install .` import it alike). Each platform's folder
 holds its formatter, a reporter like those in medusa/reporters/, and a ready-to-copy
 example configuration:
 

@@ -15,6 +15,7 @@ from typing import NoReturn
 
 import medusa
 from medusa import reporters
+from medusa.integrations import ci
 from medusa.master import BuildSettings, Master
 
 OK, TESTS_FAILED, INTERRUPTED, INTERNAL_ERROR, USAGE_ERROR, NO_TESTS = range(6)
@@ -58,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--format", metavar="NAME[:PATH]", action="append", default=[],
                         help="add a report: json:PATH (one JSON object per event); "
                              "the console report is always on")
+    parser.add_argument("--ci", choices=ci.CHOICES,
+                        help="the CI server this runs on, for its reports and a plain "
+                             "console (default: $MEDUSA_CI, else auto: found from the "
+                             "environment); none: no CI defaults")
+    parser.add_argument("--junit-suites", choices=("file", "run"), default="file",
+                        help="junit: a testsuite per test file (default), or one for the run")
     parser.add_argument("--driver", metavar="NAME|auto",
                         help="the test framework: pytest, unittest, behave, or command (any "
                              "test command); auto (the default) picks one from the project")
@@ -157,8 +164,7 @@ def run_build(argv: list[str]) -> int:
                          f"framework options go after --, e.g. medusa -- {unknown[0]}")
     check_paths(options.paths)
     formats = [_parse_format(spec) for spec in options.format]
-    fan_out = reporters.Reporters([reporters.create("console", None, sys.stdout)] + [
-        reporters.create(name, path, sys.stdout) for name, path in formats if name != "console"])
+    fan_out = reporters.Reporters(_create_reporters(formats, options))
     driver, driver_options = driver_choice(options)
     settings = BuildSettings(paths=tuple(options.paths), framework_args=tuple(framework_args),
                              runners=None if options.local == "auto" else options.local,
@@ -207,6 +213,34 @@ def _parse_format(spec: str) -> tuple[str, str | None]:
         return reporters.parse_format(spec)
     except reporters.FormatError as exc:
         raise UsageError(str(exc))
+
+
+def _create_reporters(formats: list[tuple[str, str | None]],
+                      options: argparse.Namespace) -> list[reporters.Reporter]:
+    """The console, the --format reports, and those of the CI server medusa runs on
+    (integrations/ci.py). On a CI server, or with a report on stdout beside it, the
+    console writes plain lines: no status line redrawn in place."""
+    try:
+        detection = ci.detect(options.ci or ci.choice_from_environment(), os.environ)
+    except ValueError as exc:
+        raise UsageError(str(exc))
+    chosen = ci.choose_formats(detection.platform, formats)
+    on_stdout = any(not reporters.FORMATS[name][1] for name, _ in chosen if name != "console")
+    note = ci.describe(detection, chosen[len(formats):])
+    if note:
+        print(note, flush=True)
+    console_out = ci.PlainStream(sys.stdout) if detection.platform or on_stdout else sys.stdout
+    made = []
+    for name, path in chosen:
+        if name == "console":
+            continue
+        extra = {"suites": options.junit_suites} if name == "junit" else {}
+        try:
+            made.append(reporters.create(name, path, sys.stdout, **extra))
+        except (OSError, ValueError) as exc:   # a path that cannot be written, say
+            raise UsageError(f"--format {name}{':' + path if path else ''}: {exc}")
+    # the console last: its summary line ends the output, after what the others print
+    return made + [reporters.create("console", None, console_out)]
 
 
 def _interrupt(signum: int, frame: object) -> None:

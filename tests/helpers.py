@@ -296,6 +296,9 @@ def _environment(extra: dict[str, str] | None) -> dict[str, str]:
     for name in ("MEDUSA_WORKER", "MEDUSA_RUNNER", "MEDUSA_RUNNERS", "MEDUSA_RUN_ID",
                  "PYTEST_ADDOPTS", "PYTEST_CURRENT_TEST"):
         environment.pop(name, None)
+    # Nor may a test project's build think it runs on the CI server that runs this suite
+    # (integrations/ci.py): its reports would land in that CI's results.
+    environment["MEDUSA_CI"] = "none"
     environment.update(extra or {})
     return environment
 

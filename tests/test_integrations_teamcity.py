@@ -183,3 +183,5 @@ def test_a_real_build_as_teamcity_reads_it(tmp_path):
     captured = [r for r in runs if r.name == "tests.test_outcomes.test_fails"][-1]
     assert "captured before the failure" in "".join(captured.stdout)
     assert "and to stderr" in "".join(captured.stderr)
+    # the console report is still there, plain, for people reading the build log
+    assert "passed" in run.stdout.splitlines()[-1] and "\r" not in run.stdout
