@@ -173,6 +173,11 @@ def test_without_a_summary_file_there_is_no_summary(tmp_path):
     _summary_build(reporter)
     assert workflow_commands(out.getvalue())
     assert list(tmp_path.iterdir()) == []
+    # one that cannot be written is a warning, not a broken build
+    reporter, out = _reporter({"GITHUB_STEP_SUMMARY": str(tmp_path / "no" / "such" / "dir")})
+    _summary_build(reporter)
+    [warning] = [c for c in workflow_commands(out.getvalue()) if c.name == "warning"][-1:]
+    assert warning.message.startswith("medusa could not write the job summary")
 
 
 # --- a real build ---------------------------------------------------------------------------

@@ -120,9 +120,13 @@ class GitHubReporter(Reporter):
         text = summary.render(summary.Outline(
             finished, tuple(self.problems), tuple(self.flaky), tuple(self.not_run.values()),
             tuple(self.notes)), summary.LIMIT_BYTES - used)
-        # appended: other steps' tools may write to the same job summary
-        with open(self.summary_path, "a", encoding="utf-8") as out:
-            out.write(text)
+        # appended: other commands of the step may write to the same job summary
+        try:
+            with open(self.summary_path, "a", encoding="utf-8") as out:
+                out.write(text)
+        except OSError as exc:   # the build's verdict stands without its summary
+            self.write(Annotation("warning", f"medusa could not write the job summary to "
+                                             f"{self.summary_path}: {exc}").command())
 
     def repo_path(self, path: str) -> str:
         """`tests/test_x.py` (relative to pytest's rootdir) as the repository names it."""
