@@ -6,22 +6,27 @@ Exit codes are pytest's: 0 all passed, 1 tests failed, 2 interrupted, 3 internal
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
 import signal
 import sys
 import traceback
+from pathlib import Path
 from typing import NoReturn
 
 import medusa
-from medusa import reporters
+from medusa import config, reporters
 from medusa.integrations import ci
+from medusa.config import Value, WorkerSpec
 from medusa.master import BuildSettings, Master
 
 OK, TESTS_FAILED, INTERRUPTED, INTERNAL_ERROR, USAGE_ERROR, NO_TESTS = range(6)
 
 INTERNAL_ERROR_TEXT = "medusa: internal error (a bug in medusa; please report it with this traceback)"
-USAGE = "medusa [PATHS...] [--local N|auto] [--format NAME[:PATH]]... [-- FRAMEWORK ARGS]"
+USAGE = ("medusa [PATHS...] [--local N|auto] [--format NAME[:PATH]]... [--config FILE] "
+         "[-- FRAMEWORK ARGS]")
+COMMAND_LINE = "command line"
 
 
 class UsageError(Exception):
@@ -41,19 +46,30 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Everything after -- goes to the test framework, e.g. medusa -- -k slow -x.")
     parser.add_argument("paths", nargs="*", metavar="PATHS",
                         help="test files or folders (default: what pytest would collect)")
-    parser.add_argument("--local", metavar="N|auto", default="auto", type=_runner_count,
+    parser.add_argument("--config", metavar="FILE",
+                        help="the configuration file (default: $MEDUSA_CONFIG, else "
+                             "medusa/config.yml here or in a folder above)")
+    parser.add_argument("--show-config", action="store_true",
+                        help="print the effective configuration and where each value came "
+                             "from; run nothing (also: medusa config)")
+    parser.add_argument("--local", metavar="N|auto", type=_runner_count,
                         help="runners on this machine (default: auto: one per CPU this "
                              "process may use, fewer when memory is short or the host busy)")
+    parser.add_argument("--ssh", metavar="[USER@]HOST[:PORT]:RUNNERS", action="append",
+                        default=[], type=_ssh_worker,
+                        help="also a worker on that host, reached over ssh (repeatable), e.g. "
+                             "ci@build-7:8; the tree is copied to ~/medusa-work/<project> "
+                             "there (more settings: workers: in the config file)")
     parser.add_argument("--max-host-runners", metavar="N", type=_runner_count,
                         help="cap on the runners of all medusa builds on this host together "
                              "(default: $MEDUSA_MAX_HOST_RUNNERS, else what auto would run)")
     parser.add_argument("--timeout", metavar="SECONDS", type=_seconds,
                         help="a test running longer is stopped: its runner's stacks go in the "
                              "report, the test is an error, the rest of its file runs on")
-    parser.add_argument("--retries", metavar="N", type=_count, default=0,
+    parser.add_argument("--retries", metavar="N", type=_count,
                         help="run a failed test again, up to N times, on another runner where "
                              "there is one; one that then passes is reported as flaky")
-    parser.add_argument("--worker-timeout", metavar="SECONDS", type=_seconds, default=60.0,
+    parser.add_argument("--worker-timeout", metavar="SECONDS", type=_seconds,
                         help="a worker that says nothing for this long (it sends a heartbeat "
                              "every 2 s) is declared lost (default: 60)")
     parser.add_argument("--format", metavar="NAME[:PATH]", action="append", default=[],
@@ -83,14 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the JUnit XML the command writes for a unit, a path template "
                               "that may be a glob, e.g. target/surefire-reports/TEST-*.{name}.xml")
     order = parser.add_argument_group("order and splitting (from the timing history in .medusa/)")
-    order.add_argument("--failed-first", action=argparse.BooleanOptionalAction, default=True,
+    order.add_argument("--failed-first", action=argparse.BooleanOptionalAction,
                        help="run the files that failed last time first (default: on)")
-    order.add_argument("--split", action=argparse.BooleanOptionalAction, default=True,
+    order.add_argument("--split", action=argparse.BooleanOptionalAction,
                        help="hand out the tests of a file longer than one runner's share "
                             "of the build to several runners (default: on)")
     order.add_argument("--no-split-file", metavar="GLOB", action="append", default=[],
                        help="never split the files that match, e.g. tests/test_db_*.py")
-    order.add_argument("--history", action=argparse.BooleanOptionalAction, default=True,
+    order.add_argument("--history", action=argparse.BooleanOptionalAction,
                        help="read and write the timing history (default: on)")
     order.add_argument("--dry-run", action="store_true",
                        help="print the planned order and the expected time per runner; run nothing")
@@ -120,6 +136,21 @@ def _count(value: str) -> int:
     return count
 
 
+def _ssh_worker(value: str) -> WorkerSpec:
+    """`ci@build-7:8` (8 runners), `ci@build-7:2222:8` (port 2222), `build-7` (auto)."""
+    target, runners = value, None
+    head, _, tail = value.rpartition(":")
+    if head and tail.isdigit() and not head.endswith("]"):
+        target, runners = head, int(tail)
+    elif tail == "auto":
+        target = head
+    if not target.rpartition("@")[2]:
+        raise argparse.ArgumentTypeError(f"expected [USER@]HOST[:PORT]:RUNNERS, got {value!r}")
+    if runners == 0:
+        raise argparse.ArgumentTypeError(f"needs at least 1 runner, got {value!r}")
+    return WorkerSpec("ssh", runners, connect=target)
+
+
 def _seconds(value: str) -> float:
     try:
         seconds = float(value)
@@ -141,10 +172,18 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["worker"]:
         return worker_entry(argv[1:])
+    if argv[:1] == ["setup"]:
+        from medusa import scaffold
+        return scaffold.main(argv[1:])
+    if argv[:1] == ["config"]:
+        argv = ["--show-config", *argv[1:]]
     try:
         return run_build(argv)
     except UsageError as exc:
         print(f"medusa: error: {exc} (see medusa --help)", file=sys.stderr)
+        return USAGE_ERROR
+    except config.ConfigError as exc:
+        print(f"medusa: error: {exc}", file=sys.stderr)
         return USAGE_ERROR
     except KeyboardInterrupt:
         print("medusa: interrupted", file=sys.stderr)
@@ -162,19 +201,17 @@ def run_build(argv: list[str]) -> int:
     if unknown:
         raise UsageError(f"unrecognized arguments: {' '.join(unknown)}; "
                          f"framework options go after --, e.g. medusa -- {unknown[0]}")
-    check_paths(options.paths)
-    formats = [_parse_format(spec) for spec in options.format]
+    config_path = config.find_config(options.config, Path.cwd())
+    values = config.load(config_path) if config_path else {}
+    values.update(command_line_values(options, framework_args, values))
+    settings = build_settings(values, config_path, argv, options.dry_run)
+    if options.show_config:
+        print(describe(settings, values, config_path), end="")
+        return OK
+    check_paths(settings.paths)
+    formats = [_parse_format(spec, values["reporters"].source)
+               for spec in values.get("reporters", Value((), "")).value]
     fan_out = reporters.Reporters(_create_reporters(formats, options))
-    driver, driver_options = driver_choice(options)
-    settings = BuildSettings(paths=tuple(options.paths), framework_args=tuple(framework_args),
-                             runners=None if options.local == "auto" else options.local,
-                             max_host_runners=options.max_host_runners, cwd=os.getcwd(),
-                             argv=tuple(argv), history=options.history,
-                             failed_first=options.failed_first, split=options.split,
-                             no_split=tuple(options.no_split_file), dry_run=options.dry_run,
-                             timeout=options.timeout, worker_timeout=options.worker_timeout,
-                             retries=options.retries, driver=driver or "auto",
-                             driver_options=driver_options)
     signal.signal(signal.SIGTERM, _interrupt)
     master = Master(settings, fan_out)
     code = master.run()
@@ -184,6 +221,48 @@ def run_build(argv: list[str]) -> int:
         print(INTERNAL_ERROR_TEXT + "\n" + "\n".join(failures), file=sys.stderr)
         return INTERNAL_ERROR
     return code
+
+
+def command_line_values(options: argparse.Namespace, framework_args: list[str],
+                        from_file: dict[str, Value]) -> dict[str, Value]:
+    """What the command line sets. Lists (framework arguments, reports, no-split globs)
+    add to the file's; everything else replaces it."""
+    given: dict[str, object] = {
+        "max_host_runners": options.max_host_runners, "timeout": options.timeout,
+        "worker_timeout": options.worker_timeout, "retries": options.retries,
+        "history": options.history, "failed_first": options.failed_first,
+        "split": options.split,
+    }
+    values = {key: Value(value, COMMAND_LINE) for key, value in given.items() if value is not None}
+    driver, driver_options = driver_choice(options)
+    if driver:
+        values["driver"] = Value(driver, COMMAND_LINE)
+    if driver_options:
+        values["driver_options"] = Value(driver_options, COMMAND_LINE)
+    if options.paths:
+        values["paths"] = Value(tuple(options.paths), COMMAND_LINE)
+    workers = from_file.get("workers", Value(BuildSettings().workers, "")).value
+    if options.local is not None:
+        runners = None if options.local == "auto" else options.local
+        at = next((i for i, w in enumerate(workers) if w.type == "local"), None)
+        if at is None:
+            workers = (WorkerSpec("local", runners), *workers)
+        else:
+            workers = (*workers[:at], dataclasses.replace(workers[at], runners=runners),
+                       *workers[at + 1:])
+    if options.local is not None or options.ssh:
+        project = Path.cwd()
+        ssh = [dataclasses.replace(spec, directory=config.default_directory(project))
+               for spec in options.ssh]
+        values["workers"] = Value(config.name_workers([*workers, *ssh]), COMMAND_LINE)
+    for key, extra in (("framework_args", tuple(framework_args)),
+                       ("reporters", tuple(options.format)),
+                       ("no_split", tuple(options.no_split_file))):
+        if extra:
+            before = from_file.get(key)
+            source = f"{before.source} + {COMMAND_LINE}" if before else COMMAND_LINE
+            values[key] = Value((before.value if before else ()) + extra, source)
+    return values
 
 
 def driver_choice(options: argparse.Namespace) -> tuple[str | None, tuple[tuple[str, str], ...]]:
@@ -201,6 +280,43 @@ def driver_choice(options: argparse.Namespace) -> tuple[str | None, tuple[tuple[
     return "command", settings.to_options()
 
 
+def build_settings(values: dict[str, Value], config_path: Path | None, argv: list[str],
+                   dry_run: bool) -> BuildSettings:
+    fields = {f.name for f in dataclasses.fields(BuildSettings)}
+    chosen = {key: value.value for key, value in values.items() if key in fields}
+    if "environment" not in chosen:
+        # medusa/environment.py beside the config file (or here) is used when it exists
+        project = config.project_folder(config_path) if config_path else Path.cwd()
+        if (project / config.ENVIRONMENT_FILE).is_file():
+            chosen["environment"] = str(project / config.ENVIRONMENT_FILE)
+    if chosen.get("environment"):
+        chosen["environment"] = os.path.abspath(chosen["environment"])
+    return BuildSettings(**chosen, cwd=os.getcwd(), argv=tuple(argv), dry_run=dry_run)
+
+
+def describe(settings: BuildSettings, values: dict[str, Value],
+             config_path: Path | None) -> str:
+    """`medusa config`: every key's value and where it came from."""
+    lines = [f"config file: {config_path if config_path else '(none)'}"]
+    for key in config.KEYS:
+        if key in values:
+            value, source = values[key].value, values[key].source
+        else:
+            value, source = getattr(settings, key, ()), "default"
+            if key == "environment" and value:
+                source = "found beside the config"
+        lines.append(f"{key:<17} {_show(value):<40} # {source}")
+    return "\n".join(lines) + "\n"
+
+
+def _show(value: object) -> str:
+    if isinstance(value, tuple) and value and isinstance(value[0], WorkerSpec):
+        return ", ".join(f"{w.name}: {w.type}, runners {w.runners or 'auto'}" for w in value)
+    if value is None:
+        return "none"
+    return repr(value)
+
+
 def check_paths(paths: list[str]) -> None:
     for path in paths:
         # a test id (tests/t.py::test_x) or behave's FILE:LINE names a file that must exist
@@ -208,11 +324,13 @@ def check_paths(paths: list[str]) -> None:
             raise UsageError(f"file or directory not found: {path}")
 
 
-def _parse_format(spec: str) -> tuple[str, str | None]:
+def _parse_format(spec: str, source: str) -> tuple[str, str | None]:
     try:
         return reporters.parse_format(spec)
     except reporters.FormatError as exc:
-        raise UsageError(str(exc))
+        if source == COMMAND_LINE:
+            raise UsageError(str(exc))
+        raise config.ConfigError(f"{source}: reporters: {exc}")
 
 
 def _create_reporters(formats: list[tuple[str, str | None]],

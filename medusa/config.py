@@ -21,7 +21,7 @@ import difflib
 import os
 import re
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -51,9 +51,23 @@ class Key:
 @dataclass(frozen=True)
 class WorkerSpec:
     """One entry of `workers:`."""
-    type: str                 # local
-    runners: int | None       # None: auto
+    type: str                 # local or ssh
+    runners: int | None       # None: auto (decided on the worker's host)
     name: str = ""
+    # ssh only
+    connect: str = ""         # [user@]host[:port], or a Host alias of ~/.ssh/config
+    directory: str = ""       # where the code lives there (relative: to the login folder)
+    python: str = "python3"   # the Python there, with medusa and the project's packages
+    sync: bool = True         # copy the working tree there first
+    exclude: tuple[str, ...] = ()     # globs not to copy
+    setup: tuple[str, ...] = ()       # commands run there, in `directory`, before the worker
+    identity: str = ""        # a private key file (default: the agent, ~/.ssh/config, ~/.ssh/id_*)
+    known_hosts: str = ""     # default: ~/.ssh/known_hosts
+    accept_new_host_key: bool = False   # trust and remember a host never seen (never a changed one)
+
+
+SSH_KEYS = ("type", "name", "runners", "connect", "directory", "python", "sync", "exclude",
+            "setup", "identity", "known_hosts", "accept_new_host_key")
 
 
 # --- readers: each takes a YAML value and returns the value medusa uses, or raises
@@ -169,27 +183,71 @@ def _workers(value: Any, root: Path) -> tuple[WorkerSpec, ...]:
     for index, item in enumerate(value):
         if not isinstance(item, dict):
             raise ValueError(f"expected a worker as a mapping (type: local, runners: N), got {item!r}")
-        unknown = set(item) - {"type", "runners"}
-        if unknown:
-            raise ValueError(f"unknown key {sorted(unknown)[0]!r} in worker {index + 1}"
-                             f"{_suggestion(sorted(unknown)[0], ['type', 'runners'])}")
         kind = item.get("type", "local")
-        if kind != "local":
-            raise ValueError(f"worker {index + 1}: type {kind!r} is not available in this "
-                             "version of medusa (known: local)")
-        specs.append(WorkerSpec("local", _runners(item.get("runners", "auto"), root)))
-    # more than one worker on this machine: each has a name of its own
-    return tuple(WorkerSpec(s.type, s.runners, "local" if i == 0 else f"local-{i + 1}")
-                 for i, s in enumerate(specs))
+        if kind not in ("local", "ssh"):
+            raise ValueError(f"worker {index + 1}: unknown type {kind!r} (known: local, ssh)")
+        allowed = SSH_KEYS if kind == "ssh" else ("type", "name", "runners")
+        unknown = sorted(set(item) - set(allowed))
+        if unknown:
+            raise ValueError(f"unknown key {unknown[0]!r} in worker {index + 1}"
+                             f"{_suggestion(unknown[0], allowed)}")
+        runners = _runners(item.get("runners", "auto"), root)
+        name = _text(item["name"], root) if "name" in item else ""
+        if kind == "local":
+            specs.append(WorkerSpec("local", runners, name))
+            continue
+        if not item.get("connect"):
+            raise ValueError(f"worker {index + 1}: an ssh worker needs connect: [user@]host[:port]")
+        connect = _text(item["connect"], root)
+        specs.append(WorkerSpec(
+            "ssh", runners, name, connect=connect,
+            directory=_text(item.get("directory") or default_directory(root), root),
+            python=_text(item.get("python", "python3"), root),
+            sync=_flag(item.get("sync", True), root),
+            exclude=_texts(item.get("exclude", []), root),
+            setup=_texts(item.get("setup", []), root),
+            identity=os.path.expanduser(_text(item["identity"], root)) if item.get("identity") else "",
+            known_hosts=os.path.expanduser(_text(item["known_hosts"], root))
+            if item.get("known_hosts") else "",
+            accept_new_host_key=_flag(item.get("accept_new_host_key", False), root)))
+    return name_workers(specs)
+
+
+def name_workers(specs: list[WorkerSpec]) -> tuple[WorkerSpec, ...]:
+    """Every worker has a name of its own: local, local-2, ...; an ssh worker its host."""
+    named: list[WorkerSpec] = []
+    for spec in specs:
+        name = spec.name or ("local" if spec.type == "local" else ssh_host(spec.connect))
+        base, number = name, 2
+        while name in {s.name for s in named}:
+            name, number = f"{base}-{number}", number + 1
+        named.append(replace(spec, name=name))
+    return tuple(named)
+
+
+def ssh_host(connect: str) -> str:
+    """`ci@build-7:22` -> `build-7`."""
+    host = connect.rpartition("@")[2]
+    if host.startswith("["):   # [::1]:22
+        return host[1:].partition("]")[0]
+    return host.partition(":")[0]
+
+
+def default_directory(root: Path) -> str:
+    """Where a project goes on a remote host when the config does not say: below the
+    login folder, by the project's folder name."""
+    return f"medusa-work/{root.resolve().name}"
 
 
 KEYS = {key.name: key for key in (
     Key("paths", _paths, "test files or folders (default: what the framework finds)"),
-    Key("driver", _text, "test framework: pytest (more to come)"),
+    Key("driver", _text, "test framework: pytest, unittest, behave, command, or auto "
+                         "(found from the project)"),
     Key("framework_args", _arguments,
         "arguments for the framework, as after `--` on the command line"),
     Key("workers", _workers,
-        "where runners run: a list of {type: local, runners: N or auto}"),
+        "where runners run: a list of {type: local, runners: N or auto} and {type: ssh, "
+        "connect: user@host, directory: ..., runners: ...}"),
     Key("max_host_runners", _count(1),
         "cap on the runners of all medusa builds on this machine together"),
     Key("timeout", _seconds, "seconds a test may run before it is stopped (default: none)"),

@@ -232,4 +232,4 @@ def reserve(requested: int | None, max_host_runners: int | None,
 
 
 def _why(requested: int | None, capacity: Capacity) -> str:
-    return capacity.reason if requested is None else f"--local {requested}"
+    return capacity.reason if requested is None else f"{requested} asked for"

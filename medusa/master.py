@@ -18,8 +18,10 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
 from medusa import events, history, messages, transport
+from medusa.config import WorkerSpec
 from medusa.reporters import Reporters
 from medusa.scheduler import Scheduler, Unit, part_name, simulate
+from medusa.ssh_target import SshWorker
 from medusa.targets import LocalWorker
 
 # pytest's order of outcomes in its summary line
@@ -32,9 +34,10 @@ OUTPUT_TAIL_LINES = 40
 
 @dataclass(frozen=True)
 class BuildSettings:
-    paths: tuple[str, ...]
-    framework_args: tuple[str, ...]
-    runners: int | None               # None: auto, decided by each worker on its host
+    paths: tuple[str, ...] = ()
+    framework_args: tuple[str, ...] = ()
+    workers: tuple[WorkerSpec, ...] = (WorkerSpec("local", None, "local"),)  # runners
+                                      # None: auto, decided by each worker on its host
     max_host_runners: int | None = None
     driver: str = "auto"          # a name in drivers.DRIVERS; auto: the worker picks
     cwd: str = "."
@@ -47,13 +50,17 @@ class BuildSettings:
     timeout: float | None = None  # seconds per test
     worker_timeout: float = 60.0  # a working worker silent this long is lost
     retries: int = 0              # times a failed test runs again before it counts
+    maxfail: int | None = None    # stop after this many failures (None: the framework's)
+    max_replacements: int = 3     # runners a worker may replace, per runner slot
+    env: tuple[tuple[str, str], ...] = ()   # for the workers and their runners
+    environment: str = ""         # the hooks file (environment.py), if any
     # the driver's own settings, (name, value) pairs (drivers.DriverOptions)
     driver_options: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
 class WorkerState:
-    target: LocalWorker
+    target: LocalWorker | SshWorker
     conn: Connection | None = None
     began: bool = False
     ended: bool = False
@@ -88,7 +95,9 @@ class Master:
         self.reporters = reporters
         self.run_id = secrets.token_hex(6)
         self.authkey = transport.new_authkey()
-        self.workers = [WorkerState(LocalWorker("local"))]
+        self.workers = [WorkerState(LocalWorker(spec.name) if spec.type == "local"
+                                    else SshWorker(spec, settings.cwd))
+                        for spec in settings.workers]
         self.by_output: dict[int, WorkerState] = {}
         self.by_conn: dict[Connection, WorkerState] = {}
         self.unidentified: list[Connection] = []
@@ -103,6 +112,7 @@ class Master:
         self.counts: Counter[str] = Counter()
         self.not_run: list[events.NotRun] = []
         self.startup_failure: messages.WorkerStartupFailure | None = None
+        self.hook_failures: list[messages.InitializerResult] = []
         self.stopped: messages.StopBuild | None = None
         self.maxfail = 0
         self.stop_message = ""
@@ -153,6 +163,9 @@ class Master:
                     self.identify(source)
                 elif source in self.by_conn:   # not ended by an earlier message of this round
                     self.receive(self.by_conn[source])
+            for worker in self.workers:
+                for event in worker.target.events():   # an ssh worker's setup commands
+                    self.emit(event)
             self.check_processes()
 
     def identify(self, conn: Connection) -> None:
@@ -170,10 +183,13 @@ class Master:
             return
         worker.conn = conn
         self.by_conn[conn] = worker
+        spec = next(s for s in self.settings.workers if s.name == worker.name)
         transport.send(conn, messages.Configure(
-            worker.name, self.run_id, self.settings.runners, self.settings.driver,
-            self.settings.paths, self.settings.framework_args,
+            worker.name, self.run_id, spec.runners, self.settings.driver,
+            self.settings.paths, self.settings.framework_args, env=self.settings.env,
             max_host_runners=self.settings.max_host_runners, timeout=self.settings.timeout,
+            max_replacements=self.settings.max_replacements,
+            environment=self.settings.environment,
             driver_options=self.settings.driver_options))
 
     def receive(self, worker: WorkerState) -> None:
@@ -198,13 +214,14 @@ class Master:
         if self.scheduler is not None:
             return
         past = history.History()
-        if self.settings.history:
-            self.history_path = Path(message.rootdir) / history.HISTORY_FILE
+        local_rootdir = worker.target.local_path(message.rootdir)
+        if self.settings.history and local_rootdir is not None:
+            self.history_path = Path(local_rootdir) / history.HISTORY_FILE
             past = history.History.load(self.history_path)
         self.scheduler = Scheduler(list(message.files), message.runners, past,
                                    self.settings.failed_first, self.settings.split,
                                    self.settings.no_split)
-        self.maxfail = message.maxfail
+        self.maxfail = message.maxfail if self.settings.maxfail is None else self.settings.maxfail
         if self.settings.dry_run:
             self.emit(events.Plan(tuple(self.scheduler.plan),
                                   simulate(self.scheduler.plan, message.runners)))
@@ -218,7 +235,27 @@ class Master:
                                   message: messages.WorkerStartupFailure) -> None:
         self.startup_failure = self.startup_failure or message
         self.emit(message)
-        self.end_worker(worker)
+        if worker.began:   # a runner's set-up failed: its work goes to the other workers
+            self.worker_lost(worker, message.message, announce=False)
+        else:
+            self.end_worker(worker)
+
+    def on_initializer_start(self, worker: WorkerState,
+                             message: messages.InitializerStart) -> None:
+        self.emit(message)
+
+    def on_initializer_output(self, worker: WorkerState,
+                              message: messages.InitializerOutput) -> None:
+        self.emit(message)
+
+    def on_initializer_result(self, worker: WorkerState,
+                              message: messages.InitializerResult) -> None:
+        if not message.ok:
+            self.hook_failures.append(message)
+        self.emit(message)
+
+    def on_initializer_end(self, worker: WorkerState, message: messages.InitializerEnd) -> None:
+        self.emit(message)
 
     def on_request_file(self, worker: WorkerState, message: messages.RequestFile) -> None:
         worker.waiting.append(message.runner)
@@ -267,7 +304,8 @@ class Master:
             self.untimed_files.add(unit.file)
         elif unit.retry_of:
             # a retried test that did not run again (gone from the file): its last run counts
-            self.report_last_runs([t for t in unit.tests if t not in settled])
+            self.report_last_runs([t for t in unit.tests
+                                   if t not in settled and t not in unit.exclude])
         else:
             self.finished_parts.setdefault(unit.file, []).append((unit, message))
         self.counts["deselected"] += message.deselected
@@ -308,7 +346,10 @@ class Master:
         # that gets it finds no test and says so at once).
         rest = unit.without(set(message.done) | {message.test})
         assert self.scheduler is not None
-        self.scheduler.give_back(unit, rest)
+        if unit.retry_of and set(rest.tests) <= set(rest.exclude):
+            self.scheduler.finished(unit)   # a retry with nothing left in it
+        else:
+            self.scheduler.give_back(unit, rest)
         self.hand_out_work()
 
     # --- retries (--retries N) ---------------------------------------------------------------
@@ -446,20 +487,22 @@ class Master:
             if worker.ended:
                 continue
             if worker.target.exited():
-                self.worker_lost(worker, "its process exited")
+                self.worker_lost(worker, worker.target.exit_reason())
             elif worker.began and now - worker.last_heard > self.settings.worker_timeout:
                 silence = f"it said nothing for {self.settings.worker_timeout:g} s"
                 self.worker_lost(worker, silence)
                 worker.target.stop()
-            elif worker.conn is None and now - self.started > CONNECT_SECONDS:
+            elif worker.conn is None and worker.target.launched is not None \
+                    and now - worker.target.launched > CONNECT_SECONDS:
                 self.worker_lost(worker, f"it did not connect within {CONNECT_SECONDS:.0f} s")
 
-    def worker_lost(self, worker: WorkerState, reason: str) -> None:
+    def worker_lost(self, worker: WorkerState, reason: str, announce: bool = True) -> None:
         if worker.ended:
             return
         worker.ended = True   # nothing more goes to it (settling below may want to)
         self.read_output(worker)
-        self.emit(events.WorkerLost(worker.name, reason, "\n".join(worker.output_tail)))
+        if announce:
+            self.emit(events.WorkerLost(worker.name, reason, "\n".join(worker.output_tail)))
         # its work goes to the workers that are left; with none, it is listed as not run
         others = any(not w.ended and w is not worker for w in self.workers)
         for runner, unit in list(worker.in_flight.items()):
@@ -547,7 +590,7 @@ class Master:
             return self.stopped.exit_code
         if self.scheduler is None:
             return self.startup_failure.exit_code if self.startup_failure else 3
-        if self.counts["failed"] or self.counts["error"] or self.not_run:
+        if self.counts["failed"] or self.counts["error"] or self.not_run or self.hook_failures:
             return 1
         tests = sum(c for n, c in self.counts.items() if n not in ("deselected", "warnings"))
         return 5 if tests == 0 else 0

@@ -3,7 +3,9 @@
 Each message is a small frozen dataclass; the wire carries nothing else. The flow is the
 seed's (see the README of the original gem):
 
-    worker -> master   Ping, WorkerBegin | WorkerStartupFailure, Heartbeat, Died
+    worker -> master   Ping, InitializerStart/Output/Result (setup_worker), InitializerEnd,
+                       WorkerBegin | WorkerStartupFailure, Heartbeat, Died
+    runner -> worker -> master   InitializerStart/Output/Result (setup_runner)
     master -> worker   Configure, RunFile, NoMoreWork, StopTests, Shutdown
     runner -> worker -> master   RequestFile, Result (as ResultBatch), FileComplete, StopBuild
     worker -> master   RunnerDied  (a runner ended while it held a file)
@@ -48,6 +50,8 @@ class Configure:
     env: tuple[tuple[str, str], ...] = ()
     max_host_runners: int | None = None   # the host-wide cap (governor.py), if given
     timeout: float | None = None          # seconds a test may run before it is killed
+    max_replacements: int = 3             # runners it may replace, per runner slot
+    environment: str = ""                 # the hooks file (environment.py), if any
     # the driver's own settings as (name, value) pairs, e.g. the command driver's
     # command template (drivers.DriverOptions; command_driver.CommandSettings)
     driver_options: tuple[tuple[str, str], ...] = ()
@@ -80,6 +84,42 @@ class WorkerStartupFailure:
     message: str          # one line for the user
     detail: str           # the framework's own output or the traceback
     exit_code: int        # 4 for the user's mistakes, 3 for ours
+
+
+# --- environment hooks (hooks.py) ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class InitializerStart:
+    """An environment hook begins (runner None: a worker hook)."""
+    worker: str
+    runner: int | None
+    hook: str
+
+
+@dataclass(frozen=True)
+class InitializerOutput:
+    """What the hook printed, its subprocesses included."""
+    worker: str
+    runner: int | None
+    hook: str
+    text: str
+
+
+@dataclass(frozen=True)
+class InitializerResult:
+    worker: str
+    runner: int | None
+    hook: str
+    ok: bool
+    seconds: float
+    message: str = ""     # one line: the exception
+    detail: str = ""      # its traceback
+
+
+@dataclass(frozen=True)
+class InitializerEnd:
+    """The worker's own set-up hooks are done (each runner runs its own as it starts)."""
+    worker: str
 
 
 # --- running ---------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from multiprocessing import Pipe
 from multiprocessing.connection import Connection
 
-from medusa import messages, transport
+from medusa import hooks, messages, transport
 from medusa.drivers import STOP_SIGNAL, Driver
 
 PR_SET_PDEATHSIG = 1
@@ -81,12 +81,16 @@ class WorkerChannel:
         self._send(messages.StopBuild(self._id.worker, self._id.index, file, reason,
                                       exit_code))
 
+    def tell(self, message: object) -> None:
+        """Any other message for the worker to pass on (the environment hooks')."""
+        self._send(message)
+
     def _send(self, message: object) -> None:
         transport.send(self._conn, message)
 
 
-def fork(driver: Driver, identity: RunnerIdentity,
-         close_in_child: list[Connection]) -> tuple[int, RunnerPipes]:
+def fork(driver: Driver, identity: RunnerIdentity, close_in_child: list[Connection],
+         environment: hooks.Hooks | None = None) -> tuple[int, RunnerPipes]:
     """Start a runner; returns its pid and the worker's ends of its pipes.
 
     `close_in_child` are the worker's other connections (to the master, to the other
@@ -106,7 +110,8 @@ def fork(driver: Driver, identity: RunnerIdentity,
         worker_results.close()
         for conn in close_in_child:
             conn.close()
-        code = _runner_main(driver, RunnerPipes(runner_control, runner_results), identity)
+        code = _runner_main(driver, RunnerPipes(runner_control, runner_results), identity,
+                            environment or hooks.Hooks())
     except BaseException:
         traceback.print_exc()
     finally:
@@ -115,7 +120,8 @@ def fork(driver: Driver, identity: RunnerIdentity,
         os._exit(code)
 
 
-def _runner_main(driver: Driver, pipes: RunnerPipes, identity: RunnerIdentity) -> int:
+def _runner_main(driver: Driver, pipes: RunnerPipes, identity: RunnerIdentity,
+                 environment: hooks.Hooks) -> int:
     _die_with_parent()
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     # a driver that can stop a file early handles it; the others finish (or are killed)
@@ -130,7 +136,11 @@ def _runner_main(driver: Driver, pipes: RunnerPipes, identity: RunnerIdentity) -
         "MEDUSA_RUNNERS": str(identity.count),
         "MEDUSA_RUN_ID": identity.run_id,
     })
-    return driver.serve(WorkerChannel(pipes, identity), identity.index)
+    channel = WorkerChannel(pipes, identity)
+    ctx = hooks.HookContext(identity.worker, identity.run_id, identity.count, identity.index)
+    if not environment.call("setup_runner", ctx, channel.tell):
+        return 3   # the worker, told by the hook's result, ends the build on this machine
+    return driver.serve(channel, identity.index)
 
 
 def _enlarge(conn: Connection) -> None:

@@ -1,4 +1,11 @@
-"""Targets: how a worker is started. `local` starts `medusa worker` as a child process.
+"""Targets: how a worker is started. `local` starts `medusa worker` as a child process;
+`ssh` (ssh_target.py) starts it on another machine.
+
+A target has: `start(address, authkey, cwd)`; `output`, a pipe of what the worker prints;
+`exited()` and `exit_reason()`; `launched`, when the worker process was started (None:
+not yet); `events()`, reporter events of its own making (the ssh target's setup
+commands); `local_path(path)`, a path of the worker's tree as the same path here;
+`stop(finishing)`.
 
 The worker gets its own session (process group), so that a Ctrl-C on the terminal reaches
 only the master, which then winds the build down, and so that the master can end the
@@ -32,8 +39,10 @@ class LocalWorker:
     `output`, that the master reads: output of tests run with -s reaches the user."""
     name: str
     process: subprocess.Popen[bytes] | None = None
+    launched: float | None = None
 
     def start(self, address: tuple[str, int], authkey: bytes, cwd: str) -> None:
+        self.launched = time.monotonic()
         where = str(Path(medusa.__file__).resolve().parent.parent)
         command = [sys.executable, "-P", "-c", _BOOT.format(where=where),
                    "--connect", f"{address[0]}:{address[1]}", "--name", self.name]
@@ -53,6 +62,15 @@ class LocalWorker:
         except ChildProcessError:
             return True
         return info is not None
+
+    def exit_reason(self) -> str:
+        return "its process exited"
+
+    def events(self) -> list[object]:
+        return []
+
+    def local_path(self, path: str) -> str | None:
+        return path
 
     def stop(self, finishing: bool = False, grace: float = 5.0) -> None:
         """End the worker's whole process group, then reap the worker. A worker that is

@@ -19,11 +19,8 @@ import traceback
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 
-from medusa import drivers, governor, messages, runner, transport
+from medusa import drivers, governor, hooks, messages, runner, transport
 
-# A runner that dies is replaced, but a suite that kills every runner must not make the
-# worker fork forever.
-REPLACEMENTS_PER_RUNNER = 3
 # How often results that runners wrote are passed on when nothing else happens.
 RESULTS_TICK_SECONDS = 0.1
 # After asking a runner that overran --timeout for its stacks, how long to let it write.
@@ -83,13 +80,26 @@ class Worker:
         self.scratch = tempfile.mkdtemp(prefix="medusa-worker-") if configure.timeout else ""
         self.last_sent = time.monotonic()
         self.lost: list[str] = []
+        self.hooks = hooks.Hooks()
+        self.set_up = False       # setup_worker ran and did not fail: teardown_worker runs
 
     def run(self) -> int:
         try:
             return self.serve()
         finally:
+            self.kill_runners()   # the way out of an abort: their teardowns run too
+            self.tear_down_worker()
             if self.scratch:
                 shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def tear_down_worker(self) -> None:
+        if self.set_up:
+            self.set_up = False
+            self.hooks.call("teardown_worker", self.context(), self.send_if_heard)
+
+    def context(self, runner_index: int | None = None) -> hooks.HookContext:
+        return hooks.HookContext(self.cfg.worker, self.cfg.run_id, self.runner_count,
+                                 runner_index)
 
     def serve(self) -> int:
         started = time.monotonic()
@@ -103,6 +113,8 @@ class Worker:
             return 4
         self.runner_count = reservation.runners
         self.slots = reservation.slots   # kept open for as long as this worker lives
+        if not self.set_up_worker():
+            return 1
         try:
             driver = drivers.create(self.cfg.driver)
             prepared = driver.prepare(self.cfg.paths, self.cfg.framework_args,
@@ -126,8 +138,29 @@ class Worker:
         for index in range(self.runner_count):
             self.start_runner(index)
         self.relay()
+        self.tear_down_worker()
         self.send(messages.Died(self.cfg.worker, len(self.lost), tuple(self.lost)))
         return 0
+
+    def set_up_worker(self) -> bool:
+        """environment.py: loaded here, so the runners inherit it; setup_worker runs before
+        the framework loads. A failure fails this worker (the build goes on elsewhere)."""
+        if not self.cfg.environment:
+            return True
+        try:
+            self.hooks = hooks.Hooks(self.cfg.environment)
+        except hooks.HookError as exc:
+            message, _, detail = str(exc).partition("\n")
+            self.send(messages.WorkerStartupFailure(self.cfg.worker, message, detail, 4))
+            return False
+        ctx = self.context()
+        if not self.hooks.call("setup_worker", ctx, self.send):
+            self.send(messages.WorkerStartupFailure(
+                self.cfg.worker, f"setup_worker in {self.cfg.environment} failed", "", 1))
+            return False
+        self.set_up = True
+        self.send(messages.InitializerEnd(self.cfg.worker))
+        return True
 
     def start_runner(self, index: int) -> None:
         assert self.driver is not None
@@ -136,7 +169,7 @@ class Worker:
                                          self.cfg.run_id, stacks)
         others = [self.master, *(c for slot in self.runners.values()
                                  for c in (slot.conn, slot.results))]
-        pid, pipes = runner.fork(self.driver, identity, others)
+        pid, pipes = runner.fork(self.driver, identity, others, self.hooks)
         self.runners[index] = RunnerSlot(index, pid, pipes.control, pipes.results, stacks)
 
     # --- the event loop --------------------------------------------------------------------
@@ -184,12 +217,22 @@ class Worker:
         try:
             message = transport.recv(slot.conn)
         except (EOFError, OSError):
+            message = None
+        if message is None:
+            # outside the except block: a replacement forked there would carry the
+            # EOFError as the context of every exception its tests raise
             self.relay_results(slot)
             self.runner_ended(slot)
             return
         if isinstance(message, (messages.RequestFile, messages.FileComplete)):
             slot.file, slot.test, slot.waiting, slot.stop_by = "", "", True, 0.0
         self.send(message)
+        if isinstance(message, messages.InitializerResult) and not message.ok:
+            # a runner that cannot be set up: neither can its replacements
+            self.send(messages.WorkerStartupFailure(
+                self.cfg.worker, f"setup_runner failed on runner {slot.index}: "
+                                 f"{message.message}", message.detail, 1))
+            raise SystemExit(1)
 
     def relay_results(self, slot: RunnerSlot) -> None:
         results = []
@@ -246,6 +289,7 @@ class Worker:
         slot.conn.close()
         slot.results.close()
         status = _reap(slot.pid)
+        self.hooks.call("teardown_runner", self.context(slot.index), self.send)
         if status == 0 and slot.stopping:
             return
         reason = _describe_status(status)
@@ -254,7 +298,8 @@ class Worker:
         elif slot.killed_for:
             reason = slot.killed_for
         self.lost.append(f"runner {slot.index}: {reason}")
-        replace = not slot.stopping and self.replacements < REPLACEMENTS_PER_RUNNER * self.runner_count
+        # a suite that kills every runner must not make the worker fork forever
+        replace = not slot.stopping and self.replacements < self.cfg.max_replacements * self.runner_count
         if not replace and not slot.stopping:
             reason += f"; not replaced: {self.replacements} runners were replaced already"
         self.send(messages.RunnerDied(self.cfg.worker, slot.index, slot.file, reason,
@@ -266,16 +311,22 @@ class Worker:
 
     def kill_runners(self) -> None:
         for slot in self.runners.values():
-            try:
-                os.kill(slot.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            _signal(slot.pid, signal.SIGKILL)
             _reap(slot.pid)
+        for index in self.runners:
+            self.hooks.call("teardown_runner", self.context(index), self.send_if_heard)
         self.runners.clear()
 
     def send(self, message: object) -> None:
         transport.send(self.master, message)
         self.last_sent = time.monotonic()
+
+    def send_if_heard(self, message: object) -> None:
+        """On the way out the master may be gone; the teardowns run all the same."""
+        try:
+            self.send(message)
+        except (OSError, ValueError):
+            pass
 
     def tell_waiting(self, reason: str) -> None:
         self.send(messages.WorkerWaiting(self.cfg.worker, reason))

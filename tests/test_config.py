@@ -85,6 +85,35 @@ def test_every_key_is_read(tmp_path):
     }
 
 
+def test_ssh_workers(tmp_path):
+    values = _load(tmp_path, """
+        workers:
+          - type: ssh
+            connect: ci@build-7:2222
+            directory: /srv/app
+            runners: 8
+            python: /srv/venv/bin/python
+            sync: false
+            exclude: ["*.log"]
+            setup: ["pip install -e ."]
+            identity: ~/.ssh/ci_key
+            known_hosts: /etc/ci/known_hosts
+            accept_new_host_key: true
+          - {type: ssh, connect: build-7}
+          - {type: ssh, connect: build-8, name: eight}
+    """)
+    first, second, third = values["workers"]
+    assert first == WorkerSpec(
+        "ssh", 8, "build-7", connect="ci@build-7:2222", directory="/srv/app",
+        python="/srv/venv/bin/python", sync=False, exclude=("*.log",),
+        setup=("pip install -e .",), identity=os.path.expanduser("~/.ssh/ci_key"),
+        known_hosts="/etc/ci/known_hosts", accept_new_host_key=True)
+    assert (second.name, second.runners, second.python, second.sync) == ("build-7-2", None,
+                                                                         "python3", True)
+    assert second.directory == f"medusa-work/{tmp_path.name}"
+    assert third.name == "eight"
+
+
 def test_several_local_workers_get_names_of_their_own(tmp_path):
     values = _load(tmp_path, """
         workers:
@@ -141,8 +170,13 @@ def test_an_empty_file_sets_nothing(tmp_path):
     ("history: maybe\n",
      "medusa/config.yml, line 1: history: expected true or false, got 'maybe'"),
     ("workers:\n  - type: ssh\n",
-     "medusa/config.yml, line 1: workers: worker 1: type 'ssh' is not available in this "
-     "version of medusa (known: local)"),
+     "medusa/config.yml, line 1: workers: worker 1: an ssh worker needs connect: "
+     "[user@]host[:port]"),
+    ("workers:\n  - type: docker\n",
+     "medusa/config.yml, line 1: workers: worker 1: unknown type 'docker' (known: local, ssh)"),
+    ("workers:\n  - {type: ssh, connect: h, dirctory: /x}\n",
+     "medusa/config.yml, line 1: workers: unknown key 'dirctory' in worker 1 (did you mean "
+     "'directory'?)"),
     ("workers:\n  - runers: 2\n",
      "medusa/config.yml, line 1: workers: unknown key 'runers' in worker 1 (did you mean "
      "'runners'?)"),
@@ -229,7 +263,7 @@ def test_a_config_file_drives_the_build(tmp_path):
     assert done.returncode == 0, done
     events = read_events(project / "reports/events.jsonl")
     begin = next(e for e in events if e["event"] == "worker_begin")
-    assert begin["runners"] == 3 and begin["runners_reason"] == "--local 3", begin
+    assert begin["runners"] == 3 and begin["runners_reason"] == "3 asked for", begin
     finished = events[-1]
     assert finished["counts"] == {"passed": 2, "deselected": 1}, finished
 

@@ -278,3 +278,18 @@ def test_a_worker_that_stops_answering_is_declared_lost(tmp_path):
     finished = next(e for e in read_events(events_path) if e["event"] == "build_finished")
     assert "tests/test_slow.py" in {item["file"] for item in finished["not_run"]}, finished
     assert "said nothing for 3 s" in stdout, stdout
+
+
+def test_a_replacement_runner_carries_nothing_of_its_predecessor(tmp_path):
+    """The replacement of a crashed runner is forked clean: a failure in it has the
+    test's own traceback, not medusa's frames as its context."""
+    project = write_project(tmp_path / "p", {
+        "tests/test_a_crash.py": "import os\n\ndef test_crash():\n    os._exit(3)\n",
+        "tests/test_b_fail.py": "def test_fail():\n    raise ValueError('mine')\n",
+    })
+    run = run_medusa(project, "--no-history", runners=1, timeout=60)
+    assert run.exit_code == 1, run
+    failure = run.result("tests/test_b_fail.py::test_fail")
+    assert failure["runner"] == "local/0" and "ValueError: mine" in failure["longrepr"]
+    assert "During handling" not in failure["longrepr"], failure["longrepr"]
+    assert "EOFError" not in failure["longrepr"], failure["longrepr"]

@@ -127,3 +127,17 @@ def test_a_flaky_test_does_not_count_towards_maxfail(tmp_path):
     assert run.exit_code == 0, run
     check_consistent(run)
     assert run.counts == {"passed": 4, "flaky": 1}, run.counts
+
+
+def test_a_test_that_crashes_every_time_is_one_error(tmp_path):
+    project = write_project(tmp_path / "p", {
+        "tests/test_a.py": "import os\n\ndef test_crash():\n    os._exit(4)\n\n"
+                           "def test_after():\n    pass\n",
+        "tests/test_b.py": SLOW,
+    })
+    run = run_medusa(project, "--retries", "1", runners=2, timeout=60)
+    assert run.exit_code == 1, run
+    crashes = [r for r in run.results if r["test"] == "tests/test_a.py::test_crash"]
+    assert len(crashes) == 1, crashes
+    assert crashes[0]["outcome"] == "error" and len(crashes[0]["attempts"]) == 1, crashes
+    assert run.counts == {"error": 1, "passed": 2}, run.counts

@@ -42,6 +42,7 @@ class ConsoleReporter(Reporter):
         self.parts_done: Counter[str] = Counter()         # file -> parts finished
         self.problems: list[messages.Result] = []
         self.flaky: list[messages.Result] = []
+        self.last_header = ""
         self.status_shown = False
         self.last_draw = 0.0
 
@@ -65,6 +66,19 @@ class ConsoleReporter(Reporter):
         self.line(f"ERROR: worker {event.worker} could not start: {event.message}")
         if event.detail:
             self.line(event.detail.rstrip())
+
+    def on_initializer_output(self, event: messages.InitializerOutput) -> None:
+        header = f"{_where(event)} {event.hook}:"
+        if header != self.last_header:   # a hook's output may come in several pieces
+            self.line(header)
+            self.last_header = header
+        self.line(_indent(event.text.rstrip()))
+
+    def on_initializer_result(self, event: messages.InitializerResult) -> None:
+        if not event.ok:
+            self.line(f"ERROR: {_where(event)} {event.hook} failed: {event.message}")
+            if event.detail:
+                self.line(_indent(event.detail.rstrip()))
 
     def on_worker_lost(self, event: events.WorkerLost) -> None:
         self.line(f"ERROR: worker {event.worker} was lost: {event.reason}")
@@ -227,6 +241,12 @@ def _plural(count: int, noun: str) -> str:
     if noun == "error" and count != 1:
         return "errors"
     return noun
+
+
+def _where(event: messages.InitializerOutput | messages.InitializerResult) -> str:
+    if event.runner is None:
+        return f"worker {event.worker}"
+    return f"runner {event.worker}/{event.runner}"
 
 
 def _indent(text: str) -> str:

@@ -30,7 +30,7 @@ def to_json(event: object) -> dict[str, object]:
     fields = dataclasses.asdict(event)  # type: ignore[call-overload]
     record: dict[str, object] = {"event": event_name(event), **fields}
     # A runner is named "<worker>/<index>" so that the name is unique in the build.
-    if "runner" in fields and "worker" in fields:
+    if fields.get("runner") is not None and "worker" in fields:
         record["runner"] = f"{fields['worker']}/{fields['runner']}"
         record["runner_index"] = fields["runner"]
     if "counts" in fields:
