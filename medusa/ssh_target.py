@@ -44,6 +44,7 @@ class SshWorker:
         self.exit_status: int | None = None
         self.launched: float | None = None    # when `medusa worker` was started there
         self.home = ""                        # the login folder there
+        self._tail = b""                      # the end of what the worker printed
         self._events: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._read_end, self._write_end = os.pipe()
         self._output = os.fdopen(self._read_end, "rb", buffering=0)
@@ -165,11 +166,16 @@ class SshWorker:
         channel.shutdown_write()
         while data := channel.recv(1 << 16):
             os.write(self._write_end, data)
+            self._tail = (self._tail + data)[-4096:]
         self.exit_status = channel.recv_exit_status()
         if self.exit_status in (126, 127):   # the shell could not run the python
             self.failure = (f"{self.name}: could not start {self.spec.python} on "
                             f"{self.spec.connect} (exit code {self.exit_status}); set "
                             "python: in the worker's config")
+        elif b"No module named 'medusa'" in self._tail or b"No module named medusa" in self._tail:
+            self.failure = (f"{self.name}: medusa is not installed for {self.spec.python} "
+                            f"on {self.spec.connect} (install it there, e.g. with a setup "
+                            "command, or set python:)")
 
     def _exec(self, command: str) -> Any:
         """Run `command` in the worker's directory, stderr with stdout."""

@@ -197,6 +197,14 @@ def test_a_python_that_is_not_there(tmp_path, sshd):
     assert "No such file or directory" in lost["output"], lost
 
 
+def test_a_python_without_medusa(tmp_path, sshd):
+    bare = tmp_path / "bare-venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True,
+                   timeout=120)
+    done, lost = _failing_build(tmp_path, sshd, python=str(bare / "bin" / "python"))
+    assert f"medusa is not installed for {bare / 'bin' / 'python'}" in lost["reason"], lost
+
+
 def test_the_connection_dropping_mid_build_requeues_the_remote_work(tmp_path, sshd):
     remote = tmp_path / "remote"
     slow = {f"tests/test_slow{n}.py": "import time\n\ndef test_slow():\n    time.sleep(1.5)\n"
