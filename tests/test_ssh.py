@@ -240,6 +240,38 @@ def test_the_connection_dropping_mid_build_requeues_the_remote_work(tmp_path, ss
     assert events[-1]["not_run"] == []
 
 
+def test_losing_the_only_worker_ends_the_build_with_the_files_not_run(tmp_path, sshd):
+    remote = tmp_path / "remote"
+    slow = {f"tests/test_slow{n}.py": "import time\n\ndef test_slow():\n    time.sleep(1.0)\n"
+            for n in range(6)}
+    project = write_project(tmp_path / "p", {**slow, "medusa/config.yml":
+                                             "workers:\n" + _ssh_worker(sshd, remote, runners=1)})
+    events_path = tmp_path / "events.jsonl"
+    env = _environment({"HOME": str(sshd.home)})
+    env.pop("SSH_AUTH_SOCK", None)
+    process = subprocess.Popen([sys.executable, str(MEDUSA), "--no-history", "--format",
+                                f"json:{events_path}"], cwd=project, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not any(e["event"] == "result" for e in read_events(events_path)):
+            assert time.monotonic() < deadline and process.poll() is None, read_events(events_path)
+            time.sleep(0.1)
+        for session in psutil.Process(sshd.pid).children():
+            session.kill()
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            stop_medusa(process)
+    assert process.returncode == 1, stdout + stderr
+    finished = read_events(events_path)[-1]
+    ran = {e["file"] for e in read_events(events_path) if e["event"] == "file_complete"}
+    not_run = {n["file"]: n["reason"] for n in finished["not_run"]}
+    assert ran | set(not_run) == set(slow) and not ran & set(not_run), (ran, not_run)
+    assert any("worker 127.0.0.1 was lost" in r for r in not_run.values()), not_run
+    assert "files not run" in stdout.strip().splitlines()[-1], stdout
+
+
 def test_ad_hoc_ssh_workers_from_the_command_line_and_ssh_config(tmp_path, sshd):
     # a Host alias in the client's ~/.ssh/config: where, who, which key
     (sshd.home / ".ssh" / "config").write_text(
