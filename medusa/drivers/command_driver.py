@@ -33,11 +33,11 @@ import signal
 import subprocess
 import time
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from medusa.drivers import Channel, DriverOptions, Prepared, StartupError
+from medusa.drivers import STOP_SIGNAL, Channel, DriverOptions, Prepared, StartupError
 from medusa.drivers.common import Selection, first_line, truncate
 from medusa.messages import RunFile
 
@@ -89,6 +89,8 @@ class CommandDriver:
         self.settings = CommandSettings()
         self.rootdir = Path()
         self.args: tuple[str, ...] = ()
+        self.process: subprocess.Popen[bytes] | None = None   # the command running now
+        self.stopping = False   # the master stopped the tests (--maxfail)
 
     # --- worker side ---------------------------------------------------------------------
 
@@ -118,9 +120,17 @@ class CommandDriver:
     # --- runner side ---------------------------------------------------------------------
 
     def serve(self, channel: Channel, runner: int) -> int:
+        signal.signal(STOP_SIGNAL, self._stop)
         while (work := channel.next_file()) is not None:
             self.run_unit(channel, work)
         return 0
+
+    def _stop(self, signum: int, frame: object) -> None:
+        """STOP_SIGNAL (--maxfail reached): the command is ended; what it reported until
+        then counts, the rest of the unit is listed as not run."""
+        self.stopping = True
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
 
     def run_unit(self, channel: Channel, work: RunFile) -> None:
         started, wall_start = time.perf_counter(), time.time()
@@ -130,18 +140,32 @@ class CommandDriver:
         channel.test_started(unit)
         report = UnitReport(channel, unit, Selection.of(work))
         go = GoEvents(report)
+        if self.stopping:
+            channel.file_complete(unit, 0.0, 0, stopped=True)
+            return
         run = run_command(render(self.settings.command, unit, self.args, quote=True),
-                          self.rootdir, go.feed)
+                          self.rootdir, go.feed, self._started)
+        self.process = None
+        if self.stopping:
+            # ended by _stop: its exit code and missing reports say nothing about the tests
+            channel.file_complete(unit, time.perf_counter() - started, report.tests + 1,
+                                  stopped=True)
+            return
         if go.seen:
             go.finish(run)
         elif self.settings.junit_xml:
             pattern = render(self.settings.junit_xml, unit, self.args, quote=False)
             report_junit(report, run, self.rootdir / pattern, wall_start)
         elif go_build_failed(run.output):
-            report.unit_error(run, "collect", go_failure_line(run.output, run.code))
+            report.unit_error(run, "collect", go_failure_line(run.output, f"exit code {run.code}"))
         else:
             report.exit_code(run)
         channel.file_complete(unit, time.perf_counter() - started, report.tests)
+
+    def _started(self, process: subprocess.Popen[bytes]) -> None:
+        self.process = process
+        if self.stopping:   # stopped while it was being started
+            process.terminate()
 
 
 @dataclass
@@ -155,13 +179,18 @@ class Run:
         return truncate("".join(self.output))
 
 
-def run_command(command: str, cwd: Path, on_line) -> Run:
+def run_command(command: str, cwd: Path, on_line: Callable[[str], bool],
+                on_start: Callable[[subprocess.Popen[bytes]], None] = lambda process: None) -> Run:
     """Run `command` with sh, its stderr merged into its stdout; each line goes to
-    `on_line`, which returns whether it was an event (else it is kept as output)."""
+    `on_line`, which returns whether it was an event (else it is kept as output).
+
+    The command stays in the worker's process group: what it starts and leaves behind
+    ends with the build (medusa ends that group)."""
     started = time.perf_counter()
     process = subprocess.Popen(["/bin/sh", "-c", command], cwd=cwd, stdin=subprocess.DEVNULL,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                preexec_fn=_die_with_runner)
+    on_start(process)
     run = Run(code=0, seconds=0.0)
     assert process.stdout is not None
     with process.stdout:
@@ -262,10 +291,13 @@ class GoEvents:
             self.packages_with_tests.add(package)
             if outcome == "failed":
                 self.packages_with_failures.add(package)
+            failed = outcome == "failed"
+            # a failure's output is its report; the others keep theirs as captured output
             self.report.result(test_id, outcome, float(event.get("Elapsed") or 0.0),
                                _go_message(output) if outcome != "passed" else "",
-                               output if outcome == "failed" else "",
-                               sections=(("Captured output", output),) if output else ())
+                               output if failed else "",
+                               sections=(("Captured output", output),)
+                               if output and not failed else ())
 
     def finish(self, run: Run) -> None:
         """A package that failed with no failing test to show for it (a build error, a
@@ -276,10 +308,13 @@ class GoEvents:
             output = "".join(self.package_output.get(package, [])) + run.text
             when = "teardown" if package in self.packages_with_tests else "collect"
             self.report.result(package or self.report.unit, "error", run.seconds,
-                               go_failure_line(output.splitlines(keepends=True), run.code),
+                               go_failure_line(output.splitlines(keepends=True),
+                                               "the package failed outside its tests "
+                                               "(TestMain, os.Exit, a panic, a timeout)"),
                                output, when=when)
         if run.code != 0 and not self.failed_packages and not self.packages_with_failures:
-            self.report.unit_error(run, "collect", go_failure_line(run.output, run.code))
+            self.report.unit_error(run, "collect",
+                                   go_failure_line(run.output, f"exit code {run.code}"))
 
 
 def go_build_failed(output: list[str]) -> bool:
@@ -287,22 +322,24 @@ def go_build_failed(output: list[str]) -> bool:
     return any("[build failed]" in line or "[setup failed]" in line for line in output)
 
 
-def go_failure_line(output: list[str], code: int) -> str:
+def go_failure_line(output: list[str], otherwise: str) -> str:
     """The line that says what went wrong: a panic, a compiler error..."""
     for line in output:
         text = line.strip()
         if text and not text.startswith(GO_NOISE):
             return text
-    return f"exit code {code}"
+    return otherwise
 
 
 def _go_message(output: str) -> str:
-    """A test's own words: its first line that is not go's `=== RUN` / `--- FAIL` framing."""
-    for line in output.splitlines():
-        text = line.strip()
-        if text and not text.startswith(("=== ", "--- ")):
-            return text
-    return ""
+    """A test's own words: its first line that is not go's `=== RUN` / `--- FAIL` framing;
+    else go's verdict line (a test failed by its subtests says nothing itself)."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    own = [line for line in lines if not line.startswith(("=== ", "--- "))]
+    if own:
+        return own[0]
+    verdicts = [line.removeprefix("--- ") for line in lines if line.startswith("--- ")]
+    return verdicts[-1] if verdicts else ""
 
 
 def _json_object(line: str) -> dict | None:
