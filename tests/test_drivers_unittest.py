@@ -709,3 +709,50 @@ def test_an_unknown_driver_is_a_usage_error(tmp_path):
     run = run_medusa(project, "--driver", "nose")
     assert run.exit_code == 4, run
     assert "unknown driver" in run.output and "unittest" in run.output
+
+
+def test_failfast_stops_the_tests_that_run(tmp_path):
+    """-f: after the first failure the master stops the build's tests; a runner ends the
+    test it is in and starts no other (unittest's own result.stop()), and what did not
+    run is listed."""
+    project = write_project(tmp_path / "p", {
+        "tests/__init__.py": "",
+        "tests/test_a_fails.py": """
+            import time
+            import unittest
+
+            class TestA(unittest.TestCase):
+                def test_fails(self):
+                    time.sleep(0.5)   # the other runner is in its slow test by now
+                    self.fail("the first failure")
+        """,
+        "tests/test_b_long.py": """
+            import time
+            import unittest
+
+            class TestB(unittest.TestCase):
+                def test_1(self):
+                    pass
+
+                def test_2_slow(self):
+                    time.sleep(1.5)
+
+                def test_3(self):
+                    pass
+
+                def test_4(self):
+                    pass
+        """,
+        **{f"tests/test_c{n}.py": "import unittest\n\nclass T(unittest.TestCase):\n"
+                                  "    def test_x(self):\n        pass\n" for n in range(4)},
+    })
+    run = run_medusa(project, "--driver", "unittest", "--no-history", runners=2,
+                     pytest_args=("-f",), timeout=60)
+    assert run.exit_code == 1, run
+    assert run.outcomes == [("tests/test_a_fails.py::TestA::test_fails", "failed"),
+                            ("tests/test_b_long.py::TestB::test_1", "passed"),
+                            ("tests/test_b_long.py::TestB::test_2_slow", "passed")], run
+    not_run = {item["file"]: item["reason"] for item in run.finished["not_run"]}
+    assert "2 of its 4 tests did not run" in not_run["tests/test_b_long.py"], not_run
+    assert all(f"tests/test_c{n}.py" in not_run for n in range(4)), not_run
+    assert not [e for e in run.events if e["event"] == "runner_died"], run

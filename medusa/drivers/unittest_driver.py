@@ -36,6 +36,7 @@ import importlib
 import inspect
 import os
 import re
+import signal
 import sys
 import time
 import unittest
@@ -44,7 +45,7 @@ from dataclasses import dataclass
 from types import ModuleType, TracebackType
 from typing import NoReturn
 
-from medusa.drivers import Channel, Prepared, StartupError
+from medusa.drivers import STOP_SIGNAL, Channel, Prepared, StartupError
 from medusa.drivers.common import (
     Selection,
     describe_exception,
@@ -92,6 +93,8 @@ class UnittestDriver:
         self.rootdir = ""
         self.options = Options()
         self.units: dict[str, Unit] = {}
+        self.result: Result | None = None   # of the unit running now
+        self.stopping = False               # the master stopped the tests (--maxfail)
 
     # --- worker side ---------------------------------------------------------------------
 
@@ -124,6 +127,7 @@ class UnittestDriver:
     # --- runner side ---------------------------------------------------------------------
 
     def serve(self, channel: Channel, runner: int) -> int:
+        signal.signal(STOP_SIGNAL, self._stop)
         while (work := channel.next_file()) is not None:
             try:
                 self.run_unit(channel, work)
@@ -132,6 +136,14 @@ class UnittestDriver:
                 break
         return 0
 
+    def _stop(self, signum: int, frame: object) -> None:
+        """STOP_SIGNAL (--maxfail reached): no test starts after the one running now, which
+        ends as it would (the worker kills a runner that takes too long); unittest's own
+        way to stop a run, as its -f does."""
+        self.stopping = True
+        if self.result is not None:
+            self.result.stop()
+
     def run_unit(self, channel: Channel, work: RunFile) -> None:
         started = time.perf_counter()
         unit = self.units[work.file]
@@ -139,16 +151,17 @@ class UnittestDriver:
         if "::" in work.file and not selection.tests:
             selection = dataclasses.replace(selection, tests=frozenset({work.file}))
         report = Reporter(channel, work.file, unit, self.rootdir, selection)
-        suite = self._load(unit, report)
-        tests = 0
+        suite = None if self.stopping else self._load(unit, report)
+        tests = ran = 0
         if suite is not None:
             if not report.selection.everything:
                 suite = unittest.TestSuite([test for test in iterate(suite)
                                             if report.selection.wants(report.test_id(test))])
             tests = suite.countTestCases()
-            self._run(suite, report)
+            ran = self._run(suite, report)
         channel.file_complete(work.file, time.perf_counter() - started, tests,
-                              timings=tuple(report.timings))
+                              timings=tuple(report.timings),
+                              stopped=self.stopping and (ran < tests or suite is None))
 
     def _load(self, unit: Unit, report: Reporter) -> unittest.TestSuite | None:
         """The unit's tests as unittest's loader finds them; None if it cannot be imported
@@ -173,8 +186,10 @@ class UnittestDriver:
             loader._loading_packages.add(unit.module)   # type: ignore[attr-defined]
         return loader.loadTestsFromModule(module, pattern=unit.pattern)
 
-    def _run(self, suite: unittest.TestSuite, report: Reporter) -> None:
+    def _run(self, suite: unittest.TestSuite, report: Reporter) -> int:
+        """Run the unit's suite; returns how many of its tests ran."""
         result = Result(report, buffer=self.options.buffer, tb_locals=self.options.tb_locals)
+        self.result = result
         with warnings.catch_warnings():
             if not sys.warnoptions:   # as unittest's runner: show each warning once
                 warnings.simplefilter("default")
@@ -184,6 +199,8 @@ class UnittestDriver:
                 suite(result)
             finally:
                 result.stopTestRun()
+                self.result = None
+        return result.testsRun
 
 
 class Reporter:
