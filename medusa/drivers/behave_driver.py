@@ -80,6 +80,7 @@ class BehaveDriver:
 
     def prepare(self, paths: tuple[str, ...], framework_args: tuple[str, ...],
                 options: DriverOptions = ()) -> Prepared:
+        _check_version(behave.__version__)
         self.rootdir = os.getcwd()
         config = _configuration([*framework_args, *paths])
         maxfail = 1 if config.stop else 0
@@ -350,6 +351,14 @@ def _sections(scenario: Any) -> tuple[tuple[str, str], ...]:
     if output:
         sections.append(("Captured output", truncate(output)))
     return tuple(sections)
+
+
+def _check_version(version: str) -> None:
+    """Older behave has another runner model (no tag expressions v2, no Status enum)."""
+    numbers = [int(part) for part in version.split(".")[:2] if part.isdigit()]
+    if numbers < [1, 3]:
+        raise StartupError(f"medusa needs behave 1.3 or newer; this environment has "
+                           f"behave {version}")
 
 
 def _configuration(args: list[str]) -> Any:
