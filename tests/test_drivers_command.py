@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import MedusaRun, check_consistent, run_medusa, write_project
+from helpers import check_consistent, run_medusa, write_project
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -207,6 +207,38 @@ def test_go_packages_given_as_paths(go_env, tmp_path):
     assert only.exit_code == 0
 
 
+def test_a_hung_go_test_times_out_and_its_package_is_not_run_again_for_ever(go_env, tmp_path):
+    """--timeout stops the Go test that hangs; the package's rerun (for its other tests)
+    reports none of what was reported before, and when it hangs again (the command cannot
+    leave the test out) the package is an error and not run a third time. Nothing that
+    the commands started outlives the build (conftest checks)."""
+    project = write_project(tmp_path / "shop", {
+        "go.mod": GO_MODULE["go.mod"],
+        "hang/hang_test.go": """
+            package hang
+
+            import (
+            	"testing"
+            	"time"
+            )
+
+            func TestFirst(t *testing.T) {}
+
+            func TestHangs(t *testing.T) { time.Sleep(300 * time.Second) }
+
+            func TestLast(t *testing.T) {}
+        """,
+    })
+    subprocess.run(["go", "test", "-count=1", "-run", "TestFirst", "./hang"], cwd=project,
+                   capture_output=True, timeout=600)   # compiled before the clock runs
+    run = run_medusa(project, "--timeout", "3", "--no-history", "./hang", timeout=120)
+    assert run.exit_code == 1, run
+    assert run.outcomes == [("./hang", "error"),
+                            ("example.com/shop/hang::TestFirst", "passed"),
+                            ("example.com/shop/hang::TestHangs", "error")], run
+    assert "timed out after 3 s" in run.result("example.com/shop/hang::TestHangs")["message"]
+
+
 # --- JUnit XML -----------------------------------------------------------------------------
 
 # A test runner of our own that writes JUnit XML, as Maven's surefire or a jest reporter
@@ -306,6 +338,19 @@ def test_exit_codes_alone_and_units_from_a_command(tmp_path):
     types = run.result("checks/types.sh")
     assert types["message"] == "exit code 2: src/a.py:1: bad"
     assert "types: 3 problems" in types["longrepr"]
+
+
+def test_what_a_command_leaves_running_ends_with_it(tmp_path):
+    """A command that exits while something it started still holds its output: the unit
+    ends then, and so does what it left behind."""
+    project = write_project(tmp_path / "p", {
+        "checks/daemon.sh": "sleep 300 &\necho started a background job\nexit 0\n",
+    })
+    started = time.monotonic()
+    run = run_medusa(project, "--units", "checks/*.sh", "--command", "sh {unit}",
+                     "--no-history", timeout=60)
+    assert time.monotonic() - started < 30
+    assert run.exit_code == 0 and run.outcomes == [("checks/daemon.sh", "passed")], run
 
 
 def test_a_unit_past_the_timeout_leaves_nothing_running(tmp_path):

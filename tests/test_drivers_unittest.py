@@ -20,8 +20,6 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 from helpers import MedusaRun, check_consistent, run_medusa, write_project
 
 REPO = Path(__file__).resolve().parent.parent

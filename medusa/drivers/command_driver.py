@@ -28,6 +28,7 @@ import ctypes
 import glob
 import json
 import os
+import select
 import shlex
 import signal
 import subprocess
@@ -46,6 +47,9 @@ GO_UNITS = "go list ./..."
 # listing the units happens once, before any test runs; a hung listing must not hang the build
 LIST_TIMEOUT_SECONDS = 600
 PR_SET_PDEATHSIG = 1
+# how often a silent command is checked for having exited (leaving its output held open)
+POLL_SECONDS = 0.2
+MAX_FD = 1 << 16
 # lines of go test's own (not a test's) output that say nothing about what failed
 GO_NOISE = ("FAIL", "PASS", "ok  ", "=== ", "--- ", "#", "exit status")
 
@@ -130,19 +134,22 @@ class CommandDriver:
         then counts, the rest of the unit is listed as not run."""
         self.stopping = True
         if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
+            end_group(self.process.pid, signal.SIGTERM)
 
     def run_unit(self, channel: Channel, work: RunFile) -> None:
         started, wall_start = time.perf_counter(), time.time()
         unit = work.file
-        # the whole unit is "the test" until the command names its own tests: a --timeout
-        # and a crash are blamed on it
-        channel.test_started(unit)
-        report = UnitReport(channel, unit, Selection.of(work))
-        go = GoEvents(report)
         if self.stopping:
             channel.file_complete(unit, 0.0, 0, stopped=True)
             return
+        if unit in work.exclude:
+            # a runner died running it outside any test it named (and it was reported as
+            # an error): running it again would end the same way
+            channel.file_complete(unit, 0.0, 0)
+            return
+        report = UnitReport(channel, unit, Selection.of(work))
+        go = GoEvents(report)
+        report.between_tests()
         run = run_command(render(self.settings.command, unit, self.args, quote=True),
                           self.rootdir, go.feed, self._started)
         self.process = None
@@ -165,7 +172,7 @@ class CommandDriver:
     def _started(self, process: subprocess.Popen[bytes]) -> None:
         self.process = process
         if self.stopping:   # stopped while it was being started
-            process.terminate()
+            end_group(process.pid, signal.SIGTERM)
 
 
 @dataclass
@@ -184,32 +191,109 @@ def run_command(command: str, cwd: Path, on_line: Callable[[str], bool],
     """Run `command` with sh, its stderr merged into its stdout; each line goes to
     `on_line`, which returns whether it was an event (else it is kept as output).
 
-    The command stays in the worker's process group: what it starts and leaves behind
-    ends with the build (medusa ends that group)."""
+    The command runs in a process group of its own, and whatever it leaves running there
+    is ended with it: when it exits, and when its runner dies first (a guard process
+    sees to that: a runner killed for --timeout can clean up nothing itself)."""
     started = time.perf_counter()
     process = subprocess.Popen(["/bin/sh", "-c", command], cwd=cwd, stdin=subprocess.DEVNULL,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               preexec_fn=_die_with_runner)
-    on_start(process)
+                               preexec_fn=_own_group)
     run = Run(code=0, seconds=0.0)
-    assert process.stdout is not None
-    with process.stdout:
-        for raw in process.stdout:
-            line = raw.decode("utf-8", errors="replace")
+    with Guard(process.pid), process.stdout:   # type: ignore[union-attr]
+        on_start(process)
+        for line in _lines(process):
             if not on_line(line):
                 run.output.append(line)
-    run.code = process.wait()
+        run.code = process.wait()
+        end_group(process.pid, signal.SIGKILL)
     run.seconds = time.perf_counter() - started
     return run
 
 
-def _die_with_runner() -> None:
-    """In the command's process: the kernel kills it when its runner dies (a runner killed
-    for --timeout must not leave its command running)."""
+def _lines(process: subprocess.Popen[bytes]) -> Iterator[str]:
+    """The command's output, line by line, until every writer closed it; once the
+    command has exited, what it left running (and holding the pipe) is ended."""
+    assert process.stdout is not None
+    fd, pending, ended = process.stdout.fileno(), b"", False
+    while True:
+        ready, _, _ = select.select([fd], [], [], POLL_SECONDS)
+        if not ready:
+            if process.poll() is not None and not ended:
+                end_group(process.pid, signal.SIGKILL)
+                ended = True
+            continue
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            break
+        *lines, pending = (pending + chunk).split(b"\n")
+        for line in lines:
+            yield (line + b"\n").decode("utf-8", errors="replace")
+    if pending:
+        yield pending.decode("utf-8", errors="replace")
+
+
+def _own_group() -> None:
+    """In the command's process, before it starts: a process group of its own (the
+    guard ends it whole), and the kernel kills it if its runner dies."""
+    os.setpgid(0, 0)
+    _parent_death_signal(signal.SIGKILL)
+
+
+def _parent_death_signal(sig: int) -> None:
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, sig)
     except (OSError, AttributeError):
         pass
+
+
+def end_group(group: int, sig: int) -> None:
+    try:
+        os.killpg(group, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class Guard:
+    """A small forked process that ends the command's process group when the runner dies
+    (the kernel sends it SIGTERM then: PR_SET_PDEATHSIG), or when medusa ends the worker's
+    process group (SIGTERM too). The runner kills it quietly when the command is done."""
+
+    def __init__(self, group: int) -> None:
+        self.group = group
+        self.pid = 0
+
+    def __enter__(self) -> Guard:
+        runner = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            self._watch(runner)
+        self.pid = pid
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+
+    def _watch(self, runner: int) -> None:
+        try:
+            # nothing of the runner's: its pipes to the worker must close when it dies
+            os.closerange(3, MAX_FD)
+            signal.signal(signal.SIGTERM, lambda signum, frame: self._end())
+            signal.signal(STOP_SIGNAL, signal.SIG_IGN)
+            _parent_death_signal(signal.SIGTERM)
+            if os.getppid() != runner:   # the runner died before the line above
+                self._end()
+            while True:
+                signal.pause()
+        finally:
+            os._exit(0)
+
+    def _end(self) -> None:
+        end_group(self.group, signal.SIGKILL)
+        os._exit(0)
 
 
 class UnitReport:
@@ -224,6 +308,11 @@ class UnitReport:
     def started(self, test: str) -> None:
         if self.selection.wants(test):
             self.channel.test_started(test)
+
+    def between_tests(self) -> None:
+        """The whole unit is "the test" while the command runs no test it named (building,
+        TestMain, tests a rerun leaves out): a --timeout or a crash then is the unit's."""
+        self.channel.test_started(self.unit)
 
     def result(self, test: str, outcome: str, duration: float, message: str = "",
                longrepr: str = "", when: str = "call",
@@ -297,7 +386,8 @@ class GoEvents:
                                _go_message(output) if outcome != "passed" else "",
                                output if failed else "",
                                sections=(("Captured output", output),)
-                               if output and not failed else ())
+                               if _has_own_words(output) and not failed else ())
+            self.report.between_tests()
 
     def finish(self, run: Run) -> None:
         """A package that failed with no failing test to show for it (a build error, a
@@ -340,6 +430,12 @@ def _go_message(output: str) -> str:
         return own[0]
     verdicts = [line.removeprefix("--- ") for line in lines if line.startswith("--- ")]
     return verdicts[-1] if verdicts else ""
+
+
+def _has_own_words(output: str) -> bool:
+    """More than go's `=== RUN` / `--- PASS` framing."""
+    return any(line.strip() and not line.strip().startswith(("=== ", "--- "))
+               for line in output.splitlines())
 
 
 def _json_object(line: str) -> dict | None:
