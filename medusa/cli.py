@@ -98,6 +98,23 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("--junit-xml", metavar="PATH",
                          help="the JUnit XML the command writes for a unit, a path template "
                               "that may be a glob, e.g. target/surefire-reports/TEST-*.{name}.xml")
+    report = parser.add_argument_group(
+        "the report folder: runner logs, artifacts, coverage (see README, \"The report folder\")")
+    report.add_argument("--report-dir", metavar="DIR",
+                        help="where runner logs, artifacts and coverage data land "
+                             "(default: medusa-report)")
+    report.add_argument("--log-level", metavar="LEVEL", type=_log_level,
+                        help="Python logging records of this level and up also go to the "
+                             "runners' logs (and the console), e.g. INFO")
+    report.add_argument("--cov", metavar="SOURCE", action="append", nargs="?", const="",
+                        help="measure coverage in every runner and combine it; SOURCE (a "
+                             "package or folder, repeatable) limits it, as coverage's --source")
+    report.add_argument("--cov-report", metavar="TYPE", action="append", default=[],
+                        type=_coverage_report,
+                        help="term (default), term-missing, xml[:PATH], html[:DIR], "
+                             "json[:PATH], lcov[:PATH] (repeatable)")
+    report.add_argument("--cov-branch", action="store_true", default=None,
+                        help="measure branch coverage too")
     order = parser.add_argument_group("order and splitting (from the timing history in .medusa/)")
     order.add_argument("--failed-first", action=argparse.BooleanOptionalAction,
                        help="run the files that failed last time first (default: on)")
@@ -124,6 +141,22 @@ def _runner_count(value: str) -> str | int:
     if count < 1:
         raise argparse.ArgumentTypeError(f"needs at least 1 runner, got {count}")
     return count
+
+
+def _log_level(value: str) -> str:
+    try:
+        return config.KEYS["log_level"].read(value, Path.cwd())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc))
+
+
+def _coverage_report(value: str) -> str:
+    from medusa.coverage_support import parse_report
+    try:
+        parse_report(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc))
+    return value
 
 
 def _count(value: str) -> int:
@@ -231,7 +264,8 @@ def command_line_values(options: argparse.Namespace, framework_args: list[str],
         "max_host_runners": options.max_host_runners, "timeout": options.timeout,
         "worker_timeout": options.worker_timeout, "retries": options.retries,
         "history": options.history, "failed_first": options.failed_first,
-        "split": options.split,
+        "split": options.split, "report_dir": options.report_dir,
+        "log_level": options.log_level, "coverage_branch": options.cov_branch,
     }
     values = {key: Value(value, COMMAND_LINE) for key, value in given.items() if value is not None}
     driver, driver_options = driver_choice(options)
@@ -241,6 +275,10 @@ def command_line_values(options: argparse.Namespace, framework_args: list[str],
         values["driver_options"] = Value(driver_options, COMMAND_LINE)
     if options.paths:
         values["paths"] = Value(tuple(options.paths), COMMAND_LINE)
+    if options.cov is not None:   # --cov alone measures what coverage would; --cov=SRC limits
+        values["coverage"] = Value(tuple(dict.fromkeys(s for s in options.cov if s)), COMMAND_LINE)
+    if options.cov_report:
+        values["coverage_report"] = Value(tuple(options.cov_report), COMMAND_LINE)
     workers = from_file.get("workers", Value(BuildSettings().workers, "")).value
     if options.local is not None:
         runners = None if options.local == "auto" else options.local

@@ -213,6 +213,73 @@ def _workers(value: Any, root: Path) -> tuple[WorkerSpec, ...]:
     return name_workers(specs)
 
 
+def _seconds_or_never(value: Any, root: Path) -> float:
+    number = _number(value, float, "a number of seconds (0: never)")
+    if number < 0:
+        raise ValueError(f"expected a number of seconds, 0 or more, got {value!r}")
+    return number
+
+
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)\s*", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000 ** 2, "mb": 1000 ** 2,
+          "mib": 1024 ** 2, "g": 1000 ** 3, "gb": 1000 ** 3, "gib": 1024 ** 3,
+          "t": 1000 ** 4, "tb": 1000 ** 4, "tib": 1024 ** 4}
+
+
+def _bytes(value: Any, root: Path) -> int:
+    """A size: 1048576, "100 MB", "1 GiB"."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    found = _SIZE.fullmatch(str(value)) if isinstance(value, str) else None
+    if found is None or found.group(2).lower() not in _UNITS:
+        raise ValueError(f"expected a size in bytes (e.g. 50000000 or \"50 MB\"), got {value!r}")
+    return int(float(found.group(1)) * _UNITS[found.group(2).lower()])
+
+
+def _log_level(value: Any, root: Path) -> str:
+    import logging
+    text = _text(value, root).upper()
+    if not isinstance(logging.getLevelName(text), int):
+        raise ValueError(f"expected a logging level (DEBUG, INFO, WARNING, ERROR, CRITICAL), "
+                         f"got {value!r}")
+    return text
+
+
+def _probes(value: Any, root: Path) -> tuple[Any, ...]:
+    """`name: {command: "...", every: 5, unit: connections}` (or `name: "command"`)."""
+    from medusa.probes import DEFAULT_EVERY, CommandProbe
+    if not isinstance(value, dict):
+        raise ValueError("expected a mapping of probe names to {command: ..., every: seconds}")
+    probes = []
+    for name, entry in value.items():
+        entry = {"command": entry} if isinstance(entry, str) else entry
+        if not isinstance(entry, dict) or not entry.get("command"):
+            raise ValueError(f"probe {name!r}: expected {{command: ..., every: seconds}}")
+        unknown = sorted(set(entry) - {"command", "every", "unit"})
+        if unknown:
+            raise ValueError(f"probe {name!r}: unknown key {unknown[0]!r} (known: command, "
+                             "every, unit)")
+        every = _seconds(entry.get("every", DEFAULT_EVERY), root)
+        probes.append(CommandProbe(str(name), _text(entry["command"], root), every or DEFAULT_EVERY,
+                                   _text(entry.get("unit", ""), root)))
+    return tuple(probes)
+
+
+def _coverage(value: Any, root: Path) -> tuple[str, ...] | None:
+    """`true` (what coverage measures by itself), `false`, or the sources to measure."""
+    if isinstance(value, bool) or value is None:
+        return () if value else None
+    return _texts(value, root)
+
+
+def _coverage_reports(value: Any, root: Path) -> tuple[str, ...]:
+    from medusa.coverage_support import parse_report
+    specs = _texts(value, root)
+    for spec in specs:
+        parse_report(spec)
+    return specs
+
+
 def name_workers(specs: list[WorkerSpec]) -> tuple[WorkerSpec, ...]:
     """Every worker has a name of its own: local, local-2, ...; an ssh worker its host."""
     named: list[WorkerSpec] = []
@@ -263,6 +330,20 @@ KEYS = {key.name: key for key in (
     Key("reporters", _reporters, "reports besides the console: json: PATH, ..."),
     Key("env", _env, "environment variables for the workers and runners"),
     Key("environment", _path, "the hooks file (default: medusa/environment.py)"),
+    Key("report_dir", _path, "the report folder, for runner logs, artifacts and coverage "
+                             "(default: medusa-report)"),
+    Key("log_level", _log_level, "Python logging records of this level and up also go to "
+                                 "the runners' logs (default: none)"),
+    Key("sample_every", _seconds_or_never,
+        "seconds between samples of each worker's CPU, memory and load (default 2; 0: never)"),
+    Key("artifact_limit", _bytes, "bytes of $MEDUSA_ARTIFACTS_DIR files shipped per test "
+                                  "(default: 100 MiB)"),
+    Key("probes", _probes, "resource probes: name: {command: ..., every: seconds, unit: ...}, "
+                           "run by the master during the build"),
+    Key("coverage", _coverage, "measure coverage: true, or the sources (packages or folders)"),
+    Key("coverage_branch", _flag, "measure branch coverage too"),
+    Key("coverage_report", _coverage_reports,
+        "coverage reports: term, term-missing, xml[:PATH], html[:DIR], json[:PATH], lcov[:PATH]"),
 )}
 
 

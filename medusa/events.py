@@ -18,6 +18,7 @@ class BuildStarted:
     rootdir: str              # the directory medusa was started in
     workers: tuple[str, ...]
     argv: tuple[str, ...]
+    report_dir: str = ""      # where logs, artifacts and coverage land (report_folder.py)
 
 
 @dataclass(frozen=True)
@@ -67,3 +68,14 @@ class BuildFinished:
     counts: tuple[tuple[str, int], ...]   # outcome -> number of results, in pytest's order
     not_run: tuple[NotRun, ...]
     message: str = ""         # why the build ended early, if it did
+
+
+@dataclass(frozen=True)
+class CoverageReport:
+    """--cov: the runners' coverage combined, before BuildFinished."""
+    text: str                 # the terminal report, when asked for (term, term-missing)
+    total: float              # percent covered, as coverage counts it
+    written: tuple[str, ...]  # the report files and folders written
+    data_file: str            # the combined data file
+    error: str = ""           # why there is no report (no data came back, say)
+

@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
-from medusa import events, history, messages, transport
+from medusa import coverage_support, events, history, messages, transport
 from medusa.config import WorkerSpec
+from medusa.probes import CommandProbe, CommandProbes
+from medusa.report_folder import ReportFolder
 from medusa.reporters import Reporters
 from medusa.scheduler import Scheduler, Unit, part_name, simulate
 from medusa.ssh_target import SshWorker
@@ -56,6 +58,15 @@ class BuildSettings:
     environment: str = ""         # the hooks file (environment.py), if any
     # the driver's own settings, (name, value) pairs (drivers.DriverOptions)
     driver_options: tuple[tuple[str, str], ...] = ()
+    # the report folder: logs, statistics, probes, artifacts, coverage
+    report_dir: str = "medusa-report"
+    log_level: str = ""           # Python logging of runners into their logs, from this level
+    sample_every: float = 2.0     # seconds between samples of each worker's host (0: never)
+    artifact_limit: int = 100 * 1024 * 1024   # bytes of artifacts shipped per test
+    probes: tuple[CommandProbe, ...] = ()      # commands of config.yml, run by the master
+    coverage: tuple[str, ...] | None = None    # --cov sources; None: no coverage
+    coverage_branch: bool = False
+    coverage_report: tuple[str, ...] = ()      # term, term-missing, xml:PATH, html:DIR, ...
 
 
 @dataclass
@@ -75,6 +86,8 @@ class WorkerState:
     output_tail: deque[str] = field(default_factory=lambda: deque(maxlen=OUTPUT_TAIL_LINES))
     decoder: codecs.IncrementalDecoder = field(
         default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace"))
+    log_decoders: dict[int, codecs.IncrementalDecoder] = field(default_factory=dict)
+    rootdir: str = ""             # its tree there (WorkerBegin), for coverage's paths
 
     @property
     def name(self) -> str:
@@ -119,15 +132,21 @@ class Master:
         self.interrupted = False
         self.internal_error = ""
         self.started = time.monotonic()
+        self.folder = ReportFolder(settings.report_dir)
+        self.probes = CommandProbes(settings.probes, settings.cwd)
+        self.coverage_roots: list[tuple[str, str]] = []   # (local, remote) per data file
 
     # --- the build ---------------------------------------------------------------------
 
     def run(self) -> int:
         server = transport.Server(self.authkey)
         try:
+            self.folder.clear()   # what an earlier build left there
             self.emit(events.BuildStarted(
                 self.run_id, time.time(), os.path.abspath(self.settings.cwd),
-                tuple(w.name for w in self.workers), self.settings.argv))
+                tuple(w.name for w in self.workers), self.settings.argv,
+                self.settings.report_dir))
+            self.probes.start()
             for worker in self.workers:
                 worker.target.start(server.address, self.authkey, self.settings.cwd)
                 if worker.target.output is not None:
@@ -143,10 +162,12 @@ class Master:
                 self.internal_error = traceback.format_exc()
                 self.abandon_all("medusa had an internal error")
         finally:
+            self.probes.stop()
             for worker in self.workers:
                 worker.target.stop(finishing=worker.said_died)
                 self.read_output(worker)   # what it wrote while it ended
             server.close()
+            self.folder.close()
         return self.finish()
 
     def loop(self, server: transport.Server) -> None:
@@ -166,6 +187,8 @@ class Master:
             for worker in self.workers:
                 for event in worker.target.events():   # an ssh worker's setup commands
                     self.emit(event)
+            for sample in self.probes.drain():   # config.yml's probe commands
+                self.emit(sample)
             self.check_processes()
 
     def identify(self, conn: Connection) -> None:
@@ -190,7 +213,10 @@ class Master:
             max_host_runners=self.settings.max_host_runners, timeout=self.settings.timeout,
             max_replacements=self.settings.max_replacements,
             environment=self.settings.environment,
-            driver_options=self.settings.driver_options))
+            driver_options=self.settings.driver_options,
+            log_level=self.settings.log_level, sample_every=self.settings.sample_every,
+            artifact_limit=self.settings.artifact_limit, coverage=self.settings.coverage,
+            coverage_branch=self.settings.coverage_branch))
 
     def receive(self, worker: WorkerState) -> None:
         assert worker.conn is not None
@@ -210,6 +236,7 @@ class Master:
 
     def on_worker_begin(self, worker: WorkerState, message: messages.WorkerBegin) -> None:
         worker.began = True
+        worker.rootdir = message.rootdir
         self.emit(message)
         if self.scheduler is not None:
             return
@@ -266,6 +293,9 @@ class Master:
             self.on_result(worker, result)
 
     def on_result(self, worker: WorkerState, message: messages.Result) -> None:
+        if message.artifacts:   # shipped before it: their paths in the report folder
+            message = dataclasses.replace(message, artifacts=self.folder.artifact_paths(
+                worker.name, message.runner, message.test, message.artifacts))
         worker.ran.setdefault(message.runner, set()).add(message.test)
         if not self.hold(worker, message):
             self.report(message)
@@ -420,6 +450,38 @@ class Master:
     def on_heartbeat(self, worker: WorkerState, message: messages.Heartbeat) -> None:
         pass   # hearing it is the point (receive() noted the time)
 
+    # --- the report folder (report_folder.py) --------------------------------------------
+
+    def on_log_chunk(self, worker: WorkerState, message: messages.LogChunk) -> None:
+        """A runner's output: into its log, and on to the console as before."""
+        self.folder.write_log(worker.name, message.runner, message.offset, message.data)
+        decoder = worker.log_decoders.setdefault(
+            message.runner, codecs.getincrementaldecoder("utf-8")(errors="replace"))
+        text = decoder.decode(message.data)
+        if text:
+            worker.output_tail.extend(text.splitlines())
+            self.emit(events.Output(worker.name, text))
+
+    def on_artifact_chunk(self, worker: WorkerState, message: messages.ArtifactChunk) -> None:
+        self.folder.write_artifact(worker.name, message.runner, message.test, message.name,
+                                   message.offset, message.data)
+
+    def on_host_sample(self, worker: WorkerState, message: messages.HostSample) -> None:
+        self.emit(message)
+
+    def on_probe_sample(self, worker: WorkerState, message: messages.ProbeSample) -> None:
+        self.emit(message)
+
+    def on_coverage_file(self, worker: WorkerState, message: messages.CoverageFile) -> None:
+        parts = os.path.join(self.folder.coverage_dir(), "parts")
+        os.makedirs(parts, exist_ok=True)
+        name = f"{coverage_support.DATA_NAME}.{worker.name}.{os.path.basename(message.name)}"
+        with open(os.path.join(parts, name), "wb") as out:
+            out.write(message.data)
+        local = worker.target.local_path(message.rootdir)
+        if local is not None:
+            self.coverage_roots.append((local, message.rootdir))
+
     def on_died(self, worker: WorkerState, message: messages.Died) -> None:
         worker.said_died = True
         self.end_worker(worker)
@@ -549,6 +611,7 @@ class Master:
     def finish(self) -> int:
         self.counts["warnings"] += sum(self.import_warnings.values())
         self.record_history()
+        self.report_coverage()
         code = self.exit_code()
         counts = tuple((name, self.counts[name]) for name in OUTCOME_ORDER if self.counts[name])
         counts += tuple(sorted((n, c) for n, c in self.counts.items()
@@ -557,6 +620,25 @@ class Master:
                                        tuple(self.not_run), self.end_message()))
         self.reporters.close()
         return code
+
+    def report_coverage(self) -> None:
+        """--cov: combine what the workers sent and write the reports, before the end."""
+        if self.settings.coverage is None or self.settings.dry_run:
+            return
+        parts = os.path.join(self.settings.report_dir, "coverage", "parts")
+        if not os.path.isdir(parts) or not os.listdir(parts):
+            self.emit(events.CoverageReport("", 0.0, (), "", "no coverage data came back "
+                                            "from the workers"))
+            return
+        try:
+            outcome = coverage_support.combine_and_report(
+                self.folder.coverage_dir(), self.coverage_roots, self.settings.coverage_report,
+                self.settings.coverage_branch)
+        except Exception as exc:   # coverage's own errors (no data, a source it cannot read)
+            self.emit(events.CoverageReport("", 0.0, (), "", f"coverage failed: {exc}"))
+            return
+        self.emit(events.CoverageReport(outcome.text, outcome.total, outcome.written,
+                                        outcome.data_file))
 
     def record_history(self) -> None:
         """Timings of the files that ran to their end, all parts of them."""

@@ -55,6 +55,12 @@ class Configure:
     # the driver's own settings as (name, value) pairs, e.g. the command driver's
     # command template (drivers.DriverOptions; command_driver.CommandSettings)
     driver_options: tuple[tuple[str, str], ...] = ()
+    # the report folder's parts (logs, statistics, artifacts, coverage: see below)
+    log_level: str = ""                   # Python logging records also go to runner logs
+    sample_every: float = 2.0             # seconds between HostSamples (0: none)
+    artifact_limit: int = 100 * 1024 * 1024   # bytes shipped per test
+    coverage: tuple[str, ...] | None = None   # measure these sources (() : the rootdir)
+    coverage_branch: bool = False
 
 
 @dataclass(frozen=True)
@@ -171,6 +177,12 @@ class Result:
     path: str = ""        # source file of the test, relative to the rootdir
     line: int = 0         # 1-based; 0 when unknown
     attempts: tuple[Attempt, ...] = ()
+    # bytes [start, end) of its runner's log (report folder: logs/<worker>/<runner>.log)
+    # written while it ran; () when the driver did not say when it started
+    log: tuple[int, ...] = ()
+    # the files it left in $MEDUSA_ARTIFACTS_DIR: names in that folder from the runner;
+    # on the master, their paths in the report folder (artifacts/<test>/<name>)
+    artifacts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -200,6 +212,7 @@ class FileComplete:
     import_warnings: int = 0      # raised while it was collected (once per part, if split)
     timings: tuple[tuple[str, float], ...] = ()   # (test id, seconds) in the order run
     stopped: bool = False         # ended early, told to (StopTests): not all tests ran
+    stats: FileStats | None = None   # how its runner's process fared (None: not measured)
 
 
 @dataclass(frozen=True)
@@ -261,3 +274,78 @@ class Died:
     worker: str
     runners_lost: int = 0
     notes: tuple[str, ...] = field(default=())
+
+
+# --- the report folder: logs, statistics, probes, artifacts, coverage ----------------------
+# (report_folder.py writes what these carry; stats.py, artifacts.py, probes.py and
+# coverage_support.py make them)
+
+@dataclass(frozen=True)
+class FileStats:
+    """How a runner's process fared while it ran one file (part of FileComplete)."""
+    wall: float           # seconds from RunFile to FileComplete
+    cpu_user: float       # CPU seconds of the runner (and of its children that ended)
+    cpu_system: float
+    peak_rss: int         # bytes: the file's own peak (the kernel's high-water mark, reset
+    peak_is_file: bool    # at its start); False: the runner's peak so far (no reset here)
+    read_bytes: int       # through system calls: files, pipes, sockets (/proc/self/io)
+    write_bytes: int
+    threads: int          # threads of the runner at the file's end
+    children_left: tuple[int, ...] = ()   # its child processes still running at the end
+
+
+@dataclass(frozen=True)
+class LogChunk:
+    """Worker -> master: the next bytes of a runner's log (its stdout and stderr, and
+    Python logging with --log-level), from `offset`. A replaced runner goes on in the
+    same log."""
+    worker: str
+    runner: int
+    offset: int
+    data: bytes
+
+
+@dataclass(frozen=True)
+class ArtifactChunk:
+    """Runner -> worker -> master, before the test's Result: part of a file the test
+    left in $MEDUSA_ARTIFACTS_DIR."""
+    worker: str
+    runner: int
+    test: str
+    name: str             # its path in the test's folder, "/"-separated
+    offset: int
+    data: bytes
+    size: int             # of the whole file
+
+
+@dataclass(frozen=True)
+class HostSample:
+    """Worker -> master every `sample_every` seconds: how busy its machine is."""
+    worker: str
+    at: float             # the worker's time.time()
+    cpu_percent: float    # all CPUs of the host, since the last sample
+    memory_used: int      # bytes (total - available)
+    memory_total: int
+    load: float           # 1-minute load average
+
+
+@dataclass(frozen=True)
+class ProbeSample:
+    """One reading of a resource probe: a command of config.yml (worker "master") or a
+    PROBES entry of environment.py (sampled by each worker)."""
+    worker: str
+    name: str
+    at: float             # time.time() where it was taken
+    value: float | None   # None: the probe failed (see error)
+    unit: str = ""
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class CoverageFile:
+    """Worker -> master before Died: one coverage data file of the worker or a runner."""
+    worker: str
+    name: str
+    data: bytes
+    rootdir: str          # the worker's folder: its paths are remapped to the master's
+

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from multiprocessing import Pipe
 from multiprocessing.connection import Connection
 
-from medusa import hooks, messages, transport
+from medusa import artifacts, coverage_support, hooks, logs, messages, stats, transport
 from medusa.drivers import STOP_SIGNAL, Driver
 
 PR_SET_PDEATHSIG = 1
@@ -32,6 +32,10 @@ class RunnerIdentity:
     count: int
     run_id: str
     stacks_file: str = ""     # where its stacks go when the worker asks (SIGUSR1)
+    log_file: str = ""        # where its stdout and stderr go (logs.py)
+    log_level: str = ""       # Python logging records of this level and up go there too
+    artifacts_dir: str = ""   # below it, a folder per test: $MEDUSA_ARTIFACTS_DIR
+    artifact_limit: int = 0   # bytes shipped per test
 
 
 @dataclass(frozen=True)
@@ -53,18 +57,43 @@ class WorkerChannel:
         self._results = pipes.results
         self._id = identity
         self._asked = False   # a FileComplete asks for the next file too
+        self._meter = stats.FileMeter()
+        self.log_fd = -1      # the runner's log, once its output goes there
+        self._test = ""       # the test running now, and where the log was at its start
+        self._log_start = 0
+        self._artifacts = artifacts.ArtifactCollector(
+            identity.worker, identity.index, identity.artifacts_dir, identity.artifact_limit,
+            lambda chunk: transport.send(self._results, chunk)) if identity.artifacts_dir else None
 
     def next_file(self) -> messages.RunFile | None:
         if not self._asked:
             self._send(messages.RequestFile(self._id.index))
         self._asked = False
         message = transport.recv(self._conn)
-        return message if isinstance(message, messages.RunFile) else None   # or Shutdown
+        if not isinstance(message, messages.RunFile):
+            return None   # Shutdown
+        self._meter.start()
+        self._begin(message.file)   # what its import leaves goes with its collection error
+        return message
 
     def test_started(self, test: str) -> None:
+        self._begin(test)
         transport.send(self._results, messages.TestStarted(test))
 
+    def _begin(self, test: str) -> None:
+        self._test = test
+        if self.log_fd >= 0:
+            self._log_start = logs.position(self.log_fd)
+        if self._artifacts is not None:
+            self._artifacts.begin(test)
+
     def result(self, **fields: object) -> None:
+        test = fields.get("test")
+        if test == self._test:
+            if self.log_fd >= 0:
+                fields["log"] = (self._log_start, logs.position(self.log_fd))
+            if self._artifacts is not None:   # shipped first: the Result names them
+                fields["artifacts"] = self._artifacts.collect(self._test)
         transport.send(self._results, messages.Result(
             worker=self._id.worker, runner=self._id.index, **fields))  # type: ignore[arg-type]
 
@@ -72,9 +101,11 @@ class WorkerChannel:
                       warnings: int = 0, import_warnings: int = 0,
                       timings: tuple[tuple[str, float], ...] = (),
                       stopped: bool = False) -> None:
+        if self._artifacts is not None:
+            self._artifacts.finish(self._artifacts.test)
         self._send(messages.FileComplete(self._id.worker, self._id.index, file, duration,
                                          tests, deselected, warnings, import_warnings,
-                                         timings, stopped))
+                                         timings, stopped, self._meter.stop()))
         self._asked = True
 
     def stop_build(self, file: str, reason: str, exit_code: int) -> None:
@@ -115,6 +146,7 @@ def fork(driver: Driver, identity: RunnerIdentity, close_in_child: list[Connecti
     except BaseException:
         traceback.print_exc()
     finally:
+        coverage_support.save_in_runner()   # os._exit skips atexit, where coverage saves
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
@@ -123,6 +155,9 @@ def fork(driver: Driver, identity: RunnerIdentity, close_in_child: list[Connecti
 def _runner_main(driver: Driver, pipes: RunnerPipes, identity: RunnerIdentity,
                  environment: hooks.Hooks) -> int:
     _die_with_parent()
+    log_fd = logs.redirect_output(identity.log_file) if identity.log_file else -1
+    if identity.log_level and log_fd >= 0:
+        logs.log_records(log_fd, identity.log_level)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     # a driver that can stop a file early handles it; the others finish (or are killed)
     signal.signal(STOP_SIGNAL, signal.SIG_IGN)
@@ -137,6 +172,7 @@ def _runner_main(driver: Driver, pipes: RunnerPipes, identity: RunnerIdentity,
         "MEDUSA_RUN_ID": identity.run_id,
     })
     channel = WorkerChannel(pipes, identity)
+    channel.log_fd = log_fd
     ctx = hooks.HookContext(identity.worker, identity.run_id, identity.count, identity.index)
     if not environment.call("setup_runner", ctx, channel.tell):
         return 3   # the worker, told by the hook's result, ends the build on this machine

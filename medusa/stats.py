@@ -8,6 +8,10 @@ this process may still use and by CPUs that other work keeps busy, with the reas
 Pure helpers (`decide`, `cpu_count_from`, `cgroup_dirs_from`, ...) take measured numbers
 or file contents and return a decision, so tests can feed them any machine; the thin
 `read_*` functions measure this one.
+
+Also what the report folder shows of processes and hosts: `FileMeter` measures each file
+in its runner (time, CPU, peak memory, I/O, threads, children left behind) and
+`HostSampler` the worker's machine over time.
 """
 from __future__ import annotations
 
@@ -16,6 +20,8 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from medusa.messages import FileStats, HostSample
 
 MiB = 1024 ** 2
 GiB = 1024 ** 3
@@ -358,3 +364,190 @@ def decide_auto_runners(sample_seconds: float = BUSY_SAMPLE_SECONDS) -> Capacity
     busy = read_busy_cpus(sample_seconds) if load_may_limit(cpus, host_cpus, load) else None
     return decide(cpus, describe_cpus(affinity, quota), host_cpus, read_available_memory(),
                   load, busy)
+
+
+# ---- per file: how a runner's process fared (messages.FileStats) ------------------------
+# Read straight from /proc: a handful of small reads per file, cheap enough to measure
+# every file of a suite of tiny ones. Where /proc is missing (not Linux) psutil is used if
+# it is installed, else only times are measured.
+
+PROC_SELF = Path("/proc/self")
+
+
+@dataclass(frozen=True)
+class ProcessCounters:
+    at: float                 # time.monotonic()
+    cpu_user: float
+    cpu_system: float
+    read_bytes: int
+    write_bytes: int
+
+
+def read_counters() -> ProcessCounters:
+    times = os.times()   # children that ended (and were reaped) count: a test's subprocess
+    read, written = _io_counters()
+    return ProcessCounters(time.monotonic(), times.user + times.children_user,
+                           times.system + times.children_system, read, written)
+
+
+def _io_counters() -> tuple[int, int]:
+    try:
+        text = (PROC_SELF / "io").read_text()
+    except OSError:
+        return _psutil_io()
+    values = dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
+    return int(values.get("rchar", 0)), int(values.get("wchar", 0))
+
+
+def _psutil_io() -> tuple[int, int]:
+    try:
+        import psutil
+        io = psutil.Process().io_counters()
+        return getattr(io, "read_chars", io.read_bytes), getattr(io, "write_chars", io.write_bytes)
+    except (ImportError, AttributeError, OSError):
+        return 0, 0
+
+
+def reset_peak_memory() -> bool:
+    """Start a new high-water mark of this process's RSS (Linux: clear_refs "5"); False
+    where the kernel does not allow it (the peak is then the process's lifetime peak)."""
+    try:
+        with open(PROC_SELF / "clear_refs", "w") as clear:
+            clear.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def read_status() -> tuple[int, int]:
+    """(peak RSS in bytes, threads) of this process."""
+    try:
+        text = (PROC_SELF / "status").read_text()
+    except OSError:
+        return _psutil_status()
+    peak = _status_value(text, "VmHWM:") * 1024
+    return peak, _status_value(text, "Threads:")
+
+
+def _status_value(text: str, key: str) -> int:
+    at = text.find(key)
+    if at < 0:
+        return 0
+    return int(text[at + len(key):].split(None, 1)[0])
+
+
+def _psutil_status() -> tuple[int, int]:
+    try:
+        import psutil
+        process = psutil.Process()
+        memory = process.memory_info()
+        return getattr(memory, "peak_wset", memory.rss), process.num_threads()
+    except (ImportError, OSError):
+        import resource
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, 0
+
+
+def child_pids() -> set[int]:
+    """This process's running children (each of its threads' children, from /proc)."""
+    found: set[int] = set()
+    try:
+        tasks = os.listdir(PROC_SELF / "task")
+    except OSError:
+        return _psutil_children()
+    for task in tasks:
+        try:
+            found.update(int(pid) for pid in
+                         (PROC_SELF / "task" / task / "children").read_text().split())
+        except OSError:   # a thread that just ended, or no CONFIG_PROC_CHILDREN
+            continue
+    return found
+
+
+def _psutil_children() -> set[int]:
+    try:
+        import psutil
+        return {child.pid for child in psutil.Process().children()}
+    except (ImportError, OSError):
+        return set()
+
+
+class FileMeter:
+    """Measures one file at a time in a runner: start() when it is handed out, stop() at
+    its end."""
+
+    def __init__(self) -> None:
+        self.before: ProcessCounters | None = None
+        self.children: set[int] = set()
+        self.peak_is_file = False
+
+    def start(self) -> None:
+        self.peak_is_file = reset_peak_memory()
+        self.children = child_pids()
+        self.before = read_counters()
+
+    def stop(self) -> FileStats | None:
+        if self.before is None:
+            return None
+        after = read_counters()
+        peak, threads = read_status()
+        left = tuple(sorted(child_pids() - self.children))
+        before, self.before = self.before, None
+        return FileStats(
+            wall=after.at - before.at, cpu_user=after.cpu_user - before.cpu_user,
+            cpu_system=after.cpu_system - before.cpu_system, peak_rss=peak,
+            peak_is_file=self.peak_is_file, read_bytes=after.read_bytes - before.read_bytes,
+            write_bytes=after.write_bytes - before.write_bytes, threads=threads,
+            children_left=left)
+
+
+# ---- per host: CPU, memory and load over time (messages.HostSample) ---------------------
+
+class HostSampler:
+    """Takes a HostSample every `every` seconds, when asked with `due()`."""
+
+    def __init__(self, worker: str, every: float) -> None:
+        self.worker = worker
+        self.every = every
+        self.next_at = time.monotonic()
+        self.ticks = _cpu_ticks(Path("/proc/stat"))
+
+    def due(self) -> HostSample | None:
+        now = time.monotonic()
+        if not self.every or now < self.next_at:
+            return None
+        self.next_at = now + self.every
+        return self.sample()
+
+    def sample(self) -> HostSample:
+        ticks = _cpu_ticks(Path("/proc/stat"))
+        percent = 0.0
+        if ticks is not None and self.ticks is not None and ticks[1] > self.ticks[1]:
+            percent = 100.0 * (ticks[0] - self.ticks[0]) / (ticks[1] - self.ticks[1])
+        elif ticks is None:
+            percent = _psutil_cpu_percent()
+        self.ticks = ticks
+        total, available = _memory_totals()
+        return HostSample(self.worker, time.time(), round(percent, 1),
+                          max(0, total - available), total, read_load())
+
+
+def _memory_totals() -> tuple[int, int]:
+    """(total, available) bytes of the host."""
+    total = _stat_value(Path("/proc/meminfo"), "MemTotal:", separator=None)
+    available = _meminfo_available()
+    if total is not None and available is not None:
+        return total * 1024, available
+    try:
+        import psutil
+        memory = psutil.virtual_memory()
+        return memory.total, memory.available
+    except (ImportError, OSError):
+        return 0, 0
+
+
+def _psutil_cpu_percent() -> float:
+    try:
+        import psutil
+        return psutil.cpu_percent(interval=None)
+    except ImportError:
+        return 0.0

@@ -19,7 +19,8 @@ import traceback
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 
-from medusa import drivers, governor, hooks, messages, runner, transport
+from medusa import (coverage_support, drivers, governor, hooks, logs, messages, probes,
+                    runner, stats, transport)
 
 # How often results that runners wrote are passed on when nothing else happens.
 RESULTS_TICK_SECONDS = 0.1
@@ -76,8 +77,13 @@ class Worker:
         self.replacements = 0
         self.runner_count = 0
         self.slots: governor.Slots | None = None
-        # room for the stack dumps of runners that overrun --timeout
-        self.scratch = tempfile.mkdtemp(prefix="medusa-worker-") if configure.timeout else ""
+        # room for the runners' logs and artifacts, and the stack dumps of runners that
+        # overrun --timeout
+        self.scratch = tempfile.mkdtemp(prefix="medusa-worker-")
+        self.logs: dict[int, logs.LogTail] = {}   # runner index -> its log (logs.py)
+        self.host = stats.HostSampler(configure.worker, configure.sample_every)
+        self.probes = probes.FunctionProbes(configure.worker, ())
+        self.coverage: object = None   # coverage.Coverage, with --cov
         self.last_sent = time.monotonic()
         self.lost: list[str] = []
         self.hooks = hooks.Hooks()
@@ -89,6 +95,8 @@ class Worker:
         finally:
             self.kill_runners()   # the way out of an abort: their teardowns run too
             self.tear_down_worker()
+            for tail in self.logs.values():
+                tail.close()
             if self.scratch:
                 shutil.rmtree(self.scratch, ignore_errors=True)
 
@@ -113,8 +121,16 @@ class Worker:
             return 4
         self.runner_count = reservation.runners
         self.slots = reservation.slots   # kept open for as long as this worker lives
+        if not self.start_coverage():
+            return 4
         if not self.set_up_worker():
             return 1
+        try:
+            self.probes = probes.FunctionProbes(self.cfg.worker, probes.from_environment(
+                self.hooks.module, self.cfg.environment))
+        except ValueError as exc:
+            self.send(messages.WorkerStartupFailure(self.cfg.worker, str(exc), "", 4))
+            return 4
         try:
             driver = drivers.create(self.cfg.driver)
             prepared = driver.prepare(self.cfg.paths, self.cfg.framework_args,
@@ -139,8 +155,38 @@ class Worker:
             self.start_runner(index)
         self.relay()
         self.tear_down_worker()
+        self.ship_logs()
+        self.ship_coverage()
         self.send(messages.Died(self.cfg.worker, len(self.lost), tuple(self.lost)))
         return 0
+
+    def start_coverage(self) -> bool:
+        """--cov: measuring starts before environment.py and the framework load (see
+        coverage_support.py)."""
+        if self.cfg.coverage is None:
+            return True
+        try:
+            self.coverage = coverage_support.start_in_worker(
+                self.cfg.coverage, self.cfg.coverage_branch, os.path.join(self.scratch, "coverage"))
+        except coverage_support.CoverageError as exc:
+            self.send(messages.WorkerStartupFailure(self.cfg.worker, str(exc), "", 4))
+            return False
+        return True
+
+    def ship_coverage(self) -> None:
+        if self.coverage is None:
+            return
+        files = coverage_support.finish_in_worker(self.coverage,
+                                                  os.path.join(self.scratch, "coverage"))
+        for name, data in files:
+            self.send(messages.CoverageFile(self.cfg.worker, name, data, os.getcwd()))
+
+    def ship_logs(self, index: int | None = None) -> None:
+        """What the runners (or one of them) wrote to their logs since the last time."""
+        tails = self.logs.values() if index is None else [self.logs[index]]
+        for tail in tails:
+            for chunk in tail.new_chunks():
+                self.send(chunk)
 
     def set_up_worker(self) -> bool:
         """environment.py: loaded here, so the runners inherit it; setup_worker runs before
@@ -165,8 +211,14 @@ class Worker:
     def start_runner(self, index: int) -> None:
         assert self.driver is not None
         stacks = os.path.join(self.scratch, f"runner-{index}.stacks") if self.cfg.timeout else ""
-        identity = runner.RunnerIdentity(self.cfg.worker, index, self.runner_count,
-                                         self.cfg.run_id, stacks)
+        if index not in self.logs:
+            self.logs[index] = logs.LogTail(self.cfg.worker, index,
+                                            os.path.join(self.scratch, f"runner-{index}.log"))
+        identity = runner.RunnerIdentity(
+            self.cfg.worker, index, self.runner_count, self.cfg.run_id, stacks,
+            log_file=self.logs[index].path, log_level=self.cfg.log_level,
+            artifacts_dir=os.path.join(self.scratch, f"artifacts-{index}"),
+            artifact_limit=self.cfg.artifact_limit)
         others = [self.master, *(c for slot in self.runners.values()
                                  for c in (slot.conn, slot.results))]
         pid, pipes = runner.fork(self.driver, identity, others, self.hooks)
@@ -190,8 +242,18 @@ class Worker:
                     self.relay_results(slot)
                     self.check_timeout(slot)
                     self.check_stopped(slot)
+                self.ship_logs()
+                self.sample()
                 if last_tick - self.last_sent >= HEARTBEAT_SECONDS:
                     self.send(messages.Heartbeat(self.cfg.worker))
+
+    def sample(self) -> None:
+        """The host's load and environment.py's probes, when they are due."""
+        host = self.host.due()
+        if host is not None:
+            self.send(host)
+        for sample in self.probes.due():
+            self.send(sample)
 
     def from_master(self) -> None:
         try:
@@ -226,6 +288,7 @@ class Worker:
             return
         if isinstance(message, (messages.RequestFile, messages.FileComplete)):
             slot.file, slot.test, slot.waiting, slot.stop_by = "", "", True, 0.0
+            self.ship_logs(slot.index)   # what it printed comes before its file's end
         self.send(message)
         if isinstance(message, messages.InitializerResult) and not message.ok:
             # a runner that cannot be set up: neither can its replacements
@@ -241,6 +304,12 @@ class Worker:
                 message = transport.recv(slot.results)
                 if isinstance(message, messages.TestStarted):
                     slot.test, slot.test_started = message.test, time.monotonic()
+                    continue
+                if isinstance(message, messages.ArtifactChunk):
+                    if results:   # in order: the test's artifacts come before its Result
+                        self.send(messages.ResultBatch(tuple(results)))
+                        results = []
+                    self.send(message)
                     continue
                 results.append(message)
                 slot.done.append(message.test)
@@ -289,6 +358,7 @@ class Worker:
         slot.conn.close()
         slot.results.close()
         status = _reap(slot.pid)
+        self.ship_logs(slot.index)   # its last words (a crash's traceback) first
         self.hooks.call("teardown_runner", self.context(slot.index), self.send)
         if status == 0 and slot.stopping:
             return

@@ -22,6 +22,8 @@ LETTERS = {"passed": ".", "failed": "F", "error": "E", "skipped": "s", "xfailed"
            "xpassed": "X", "flaky": "R"}
 PROBLEMS = ("failed", "error")
 REDRAW_SECONDS = 0.1
+TOP_FILES = 5     # files listed as the slowest and as the heaviest in memory
+MiB = 1024 * 1024
 
 
 def is_live(stream: IO[str]) -> bool:
@@ -45,6 +47,8 @@ class ConsoleReporter(Reporter):
         self.last_header = ""
         self.status_shown = False
         self.last_draw = 0.0
+        self.file_stats: dict[str, FileTotals] = {}      # file -> its parts, summed
+        self.coverage: events.CoverageReport | None = None
 
     # --- events ----------------------------------------------------------------------------
 
@@ -114,6 +118,8 @@ class ConsoleReporter(Reporter):
             if self.parts_done[event.file] == parts:
                 self.files_done += 1
         letters = "".join(self.letters.pop(runner, []))
+        if event.stats is not None:
+            self.file_stats.setdefault(event.file, FileTotals()).add(event.stats)
         if not self.live:
             self.line(f"{_label(started) if started else event.file} {letters} {self.progress()}")
         self.draw_status(force=True)
@@ -129,6 +135,9 @@ class ConsoleReporter(Reporter):
             new = sum(1 for u in lane if u.expected is None)
             extra = f" + {new} new files" if new else ""
             self.line(f"runner {index}: {len(lane)} units, {known:.2f}s{extra}")
+
+    def on_coverage_report(self, event: events.CoverageReport) -> None:
+        self.coverage = event
 
     def on_stop_build(self, event: messages.StopBuild) -> None:
         self.line(f"!!! {event.reason} !!!" if event.exit_code != 4 else f"ERROR: {event.reason}")
@@ -155,6 +164,8 @@ class ConsoleReporter(Reporter):
                 for attempt in result.attempts:
                     self.line(f"    {attempt.outcome} on {attempt.worker}/{attempt.runner}: "
                               f"{attempt.message}"[:self.width])
+        self.print_file_stats()
+        self.print_coverage()
         if self.problems:
             self.rule("short test summary info")
             for result in self.problems:
@@ -177,6 +188,38 @@ class ConsoleReporter(Reporter):
                     if text.strip():
                         self.rule(section_title, char="-")
                         self.line(text.rstrip())
+
+    def print_file_stats(self) -> None:
+        """The slowest files and the heaviest in memory (messages.FileStats)."""
+        if not self.file_stats:
+            return
+        totals = sorted(self.file_stats.items(), key=lambda item: -item[1].wall)
+        self.rule("slowest files (wall, CPU user+system)", char="-")
+        for file, t in totals[:TOP_FILES]:
+            self.line(f"{t.wall:8.2f}s {t.cpu:8.2f}s cpu  {file}")
+        heaviest = sorted(self.file_stats.items(), key=lambda item: -item[1].peak_rss)
+        self.rule("most memory (peak RSS of the runner while it ran the file)", char="-")
+        for file, t in heaviest[:TOP_FILES]:
+            self.line(f"{t.peak_rss / MiB:8.1f} MiB  {file}")
+        for file, t in sorted(self.file_stats.items()):
+            if t.children_left:
+                pids = ", ".join(str(pid) for pid in t.children_left)
+                self.line(f"WARNING: {file} left {len(t.children_left)} child process"
+                          f"{'es' if len(t.children_left) > 1 else ''} running (pid {pids})")
+
+    def print_coverage(self) -> None:
+        event = self.coverage
+        if event is None:
+            return
+        self.rule("coverage", char="-")
+        if event.error:
+            self.line(f"WARNING: {event.error}")
+            return
+        if event.text:
+            self.line(event.text.rstrip())
+        for path in event.written:
+            self.line(f"coverage report written to {path}")
+        self.line(f"total coverage: {event.total:.2f}%")
 
     def progress(self) -> str:
         if not self.files_total:
@@ -217,6 +260,22 @@ class ConsoleReporter(Reporter):
         text = f" {title} "
         side = max(3, (self.width - len(text)) // 2)
         self.line(char * side + text + char * (side if end else max(3, self.width - side - len(text))))
+
+
+class FileTotals:
+    """A file's statistics over its parts (a split file ran on several runners)."""
+
+    def __init__(self) -> None:
+        self.wall = 0.0
+        self.cpu = 0.0
+        self.peak_rss = 0
+        self.children_left: tuple[int, ...] = ()
+
+    def add(self, stats: messages.FileStats) -> None:
+        self.wall += stats.wall
+        self.cpu += stats.cpu_user + stats.cpu_system
+        self.peak_rss = max(self.peak_rss, stats.peak_rss)
+        self.children_left += stats.children_left
 
 
 def summary_text(event: events.BuildFinished) -> str:

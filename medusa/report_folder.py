@@ -1,0 +1,88 @@
+"""The report folder (--report-dir, default medusa-report/): where a build's logs,
+artifacts and coverage land on the master, from every worker, local or remote.
+
+    medusa-report/
+      logs/<worker>/<runner>.log        each runner's stdout, stderr (and logging)
+      artifacts/<test as a path>/...    files tests left in $MEDUSA_ARTIFACTS_DIR
+      coverage/                         the runners' coverage data, combined (--cov)
+
+A build starts by removing what an earlier build left in these three (and nothing else:
+a JSON log may live there too). A part is made only when something goes in it.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+
+from medusa import artifacts
+
+PARTS = ("logs", "artifacts", "coverage")
+
+
+class ReportFolder:
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.open_logs: dict[tuple[str, int], int] = {}            # -> descriptor
+        self.artifact_dirs: dict[tuple[str, int, str], str] = {}   # (worker, runner, test)
+        self.taken: set[str] = set()                               # artifact folders used
+
+    def clear(self) -> None:
+        for part in PARTS:
+            shutil.rmtree(os.path.join(self.root, part), ignore_errors=True)
+
+    def log_path(self, worker: str, runner: int) -> str:
+        return os.path.join(self.root, "logs", _safe(worker), f"{runner}.log")
+
+    def write_log(self, worker: str, runner: int, offset: int, data: bytes) -> None:
+        key = (worker, runner)
+        if key not in self.open_logs:
+            path = self.log_path(worker, runner)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            self.open_logs[key] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.pwrite(self.open_logs[key], data, offset)
+
+    def write_artifact(self, worker: str, runner: int, test: str, name: str,
+                       offset: int, data: bytes) -> None:
+        safe = artifacts.safe_name(name)
+        if safe is None:
+            return
+        path = os.path.join(self.artifact_dir(worker, runner, test), *safe.split("/"))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "r+b" if offset else "wb") as out:
+            out.seek(offset)
+            out.write(data)
+
+    def artifact_dir(self, worker: str, runner: int, test: str) -> str:
+        """The test's folder; a second run of it (--retries) gets one of its own."""
+        key = (worker, runner, test)
+        if key not in self.artifact_dirs:
+            base = os.path.join(self.root, "artifacts", artifacts.test_path(test))
+            folder, number = base, 2
+            while folder in self.taken:
+                folder, number = f"{base}@{number}", number + 1
+            self.taken.add(folder)
+            self.artifact_dirs[key] = folder
+        return self.artifact_dirs[key]
+
+    def artifact_paths(self, worker: str, runner: int, test: str,
+                       names: tuple[str, ...]) -> tuple[str, ...]:
+        """The Result has come: where its files are; the next run starts a new folder."""
+        folder = self.artifact_dirs.pop((worker, runner, test), None)
+        if folder is None:
+            return ()
+        return tuple(os.path.join(folder, *n.split("/")) for n in names
+                     if artifacts.safe_name(n) is not None)
+
+    def coverage_dir(self) -> str:
+        path = os.path.join(self.root, "coverage")
+        os.makedirs(path, exist_ok=True)
+        return path
+
+    def close(self) -> None:
+        for fd in self.open_logs.values():
+            os.close(fd)
+        self.open_logs.clear()
+
+
+def _safe(name: str) -> str:
+    return artifacts.test_path(name).replace("/", "_")
