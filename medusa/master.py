@@ -109,7 +109,7 @@ class Master:
         self.run_id = secrets.token_hex(6)
         self.authkey = transport.new_authkey()
         self.workers = [WorkerState(LocalWorker(spec.name) if spec.type == "local"
-                                    else SshWorker(spec, settings.cwd))
+                                    else SshWorker(_without_report_dir(spec, settings), settings.cwd))
                         for spec in settings.workers]
         self.by_output: dict[int, WorkerState] = {}
         self.by_conn: dict[Connection, WorkerState] = {}
@@ -696,6 +696,14 @@ class Master:
 
     def emit(self, event: object) -> None:
         self.reporters.emit(event)
+
+
+def _without_report_dir(spec: WorkerSpec, settings: BuildSettings) -> WorkerSpec:
+    """An earlier build's logs and artifacts are not copied to a remote worker."""
+    inside = os.path.relpath(os.path.abspath(settings.report_dir), os.path.abspath(settings.cwd))
+    if inside.startswith(".."):
+        return spec
+    return dataclasses.replace(spec, exclude=(*spec.exclude, inside.replace(os.sep, "/") + "/*"))
 
 
 def _attempt(result: messages.Result) -> messages.Attempt:

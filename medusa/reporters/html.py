@@ -25,12 +25,18 @@ The data model (`report_data()`), version 1; later additions fill its empty fiel
 - `not_run`, `notes` (runner deaths, lost workers, start-up failures), `output` (the tail
   of what workers printed outside pytest's capture).
 - `probes`: resource-load series `{name, worker, unit, samples: [[seconds, value]]}` on the
-  timeline's time axis; the page draws one track per series (the probes will fill it).
+  timeline's time axis; the page draws one track per series: each worker's host CPU and
+  memory (HostSample), and every probe (ProbeSample: config.yml commands, environment.py
+  PROBES).
+- bars carry their file's process statistics (`stats`, messages.FileStats), shown in the
+  detail panel; problems link their artifacts and their runner's log, with the lines of
+  their run (`log`), from the report folder (report_folder.py).
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import tempfile
 import time
@@ -50,6 +56,8 @@ RAN_AGAIN = " (ran again)"   # counted on the bar of a run whose failure was ret
 # prints megabytes must not make the page slow to open.
 TEXT_LIMIT = 64 * 1024
 OUTPUT_LIMIT = 256 * 1024
+LOG_EXCERPT = 16 * 1024   # bytes of a failed test's log lines shown with it
+MiB = 1024 * 1024
 EXIT_STATUS = {0: "passed", 1: "tests failed", 2: "interrupted", 3: "internal error",
                4: "usage error", 5: "no tests collected"}
 
@@ -67,6 +75,7 @@ class Bar:
     died: bool = False
     reason: str = ""
     counts: Counter[str] = dataclasses.field(default_factory=Counter)
+    stats: dict[str, object] | None = None   # messages.FileStats
 
     def status(self) -> str:
         if self.died:
@@ -107,6 +116,9 @@ class HtmlReporter(Reporter):
         self.output: deque[str] = deque()
         self.output_size = 0
         self.written = False
+        self.report_dir = ""
+        self.problem_logs: list[tuple[str, int, tuple[int, ...]]] = []   # per problem
+        self.series: dict[tuple[str, str], dict[str, object]] = {}   # (worker, name) ->
 
     def now(self) -> float:
         return round(time.monotonic() - self.origin, 4)
@@ -123,6 +135,7 @@ class HtmlReporter(Reporter):
 
     def on_build_started(self, event: events.BuildStarted) -> None:
         self.origin = time.monotonic()
+        self.report_dir = event.report_dir
         self.build = {"run_id": event.run_id, "started_at": event.started_at,
                       "rootdir": event.rootdir, "workers": list(event.workers),
                       "argv": list(event.argv)}
@@ -171,7 +184,7 @@ class HtmlReporter(Reporter):
         problem = -1
         if event.outcome in PROBLEM_OUTCOMES:
             problem = len(self.problems)
-            self.problems.append(_problem(event, lane))
+            self.problems.append({**_problem(event, lane), **self.attachments(event)})
         prefix = event.file + "::"
         name = event.test[len(prefix):] if event.test.startswith(prefix) else event.test
         message = "" if event.outcome == "passed" else _cut(event.message, 2000)
@@ -203,7 +216,27 @@ class HtmlReporter(Reporter):
             self.running[lane] = bar
         bar.seconds = round(event.duration, 4)
         bar.tests = event.tests
+        if event.stats is not None:
+            bar.stats = dataclasses.asdict(event.stats)
         self.close_bar(lane, died=False)
+
+    def on_host_sample(self, event: messages.HostSample) -> None:
+        at = self.now()
+        self.sample(event.worker, "CPU", "%", at, event.cpu_percent)
+        self.sample(event.worker, "memory", "MiB", at, round(event.memory_used / MiB, 1))
+
+    def on_probe_sample(self, event: messages.ProbeSample) -> None:
+        if event.value is not None and math.isfinite(event.value):
+            self.sample(event.worker, event.name, event.unit, self.now(), event.value)
+        if event.error:
+            self.notes.append({"kind": "error", "title": f"probe {event.name} on "
+                                                         f"{event.worker}: {event.error}",
+                               "text": ""})
+
+    def sample(self, worker: str, name: str, unit: str, at: float, value: float) -> None:
+        series = self.series.setdefault((worker, name), {"name": name, "worker": worker,
+                                                         "unit": unit, "samples": []})
+        series["samples"].append([at, value])  # type: ignore[union-attr]
 
     def on_runner_died(self, event: messages.RunnerDied) -> None:
         lane = self.lane(event.worker, event.runner)
@@ -230,6 +263,26 @@ class HtmlReporter(Reporter):
         self.finished = event
         self.end = self.now()
 
+    def attachments(self, result: messages.Result) -> dict[str, object]:
+        """Links from a problem to its artifacts and its runner's log, relative to this
+        page (the report folder is beside it, or anywhere); the log lines of its run are
+        copied in, as the folder may not travel with the page."""
+        here = os.path.dirname(self.path)
+        self.problem_logs.append((result.worker, result.runner, result.log))
+        return {"artifacts": [{"name": os.path.basename(path), "href": _href(path, here)}
+                              for path in result.artifacts]}
+
+    def log_link(self, worker: str, runner: int, span: tuple[int, ...]) -> dict[str, object] | None:
+        """Read when the page is written: the log's last bytes may come after the Result."""
+        if not self.report_dir:
+            return None
+        log = os.path.join(self.report_dir, "logs", _safe_worker(worker), f"{runner}.log")
+        if not os.path.exists(log):
+            return None
+        return {"href": _href(log, os.path.dirname(self.path)), "name": f"{worker}/{runner}.log",
+                "start": span[0] if span else None, "end": span[1] if span else None,
+                "text": _log_excerpt(log, span)}
+
     def close_bar(self, lane: int, died: bool, reason: str = "") -> None:
         bar = self.running.pop(lane)
         bar.end = self.now()
@@ -252,7 +305,9 @@ class HtmlReporter(Reporter):
             bars.append({"lane": bar.lane, "file": bar.file, "label": bar.label,
                          "start": bar.start, "end": bar.end if bar.end is not None else end,
                          "seconds": bar.seconds, "tests": bar.tests, "status": status,
-                         "reason": bar.reason, "counts": dict(bar.counts)})
+                         "reason": bar.reason, "counts": dict(bar.counts), "stats": bar.stats})
+        for problem, (worker, runner, span) in zip(self.problems, self.problem_logs):
+            problem["log"] = self.log_link(worker, runner, span)
         return {
             "version": 1,
             "build": self.build,
@@ -266,7 +321,7 @@ class HtmlReporter(Reporter):
                         for n in (self.finished.not_run if self.finished else ())],
             "notes": self.notes,
             "output": _cut("".join(self.output), OUTPUT_LIMIT),
-            "probes": [],
+            "probes": list(self.series.values()),
         }
 
     def summary(self, end: float) -> dict[str, object]:
@@ -318,6 +373,31 @@ def _problem(result: messages.Result, lane: int) -> dict[str, object]:
                           "message": _cut(a.message, 2000), "longrepr": _cut(a.longrepr),
                           "runner": f"{a.worker}/{a.runner}"} for a in result.attempts],
             "artifacts": []}
+
+
+def _href(path: str, here: str) -> str:
+    """A path as a link from the page's folder (URL-quoted, "/"-separated)."""
+    from urllib.parse import quote
+    relative = os.path.relpath(os.path.abspath(path), here)
+    return quote(relative.replace(os.sep, "/"))
+
+
+def _safe_worker(worker: str) -> str:
+    from medusa.report_folder import _safe
+    return _safe(worker)
+
+
+def _log_excerpt(path: str, span: tuple[int, ...]) -> str:
+    """The bytes a test's run wrote to its runner's log (its head and tail if long)."""
+    if not span or span[1] <= span[0]:
+        return ""
+    try:
+        with open(path, "rb") as log:
+            log.seek(span[0])
+            data = log.read(span[1] - span[0])
+    except OSError:
+        return ""
+    return _cut(data.decode("utf-8", errors="replace"), LOG_EXCERPT)
 
 
 def _cut(text: str, limit: int = TEXT_LIMIT) -> str:
