@@ -16,6 +16,7 @@ tests/junit-10.xsd is a copy). So, over what junit-xml writes:
 from __future__ import annotations
 
 import datetime
+import os
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -143,6 +144,12 @@ def _output(results: Sequence[Result]) -> tuple[str, str]:
                 continue
             seen.add((title, text))
             (err if "stderr" in title else out).append(f"----- {title} -----\n{text}")
+    # artifacts (report_folder.py), as the Jenkins JUnit Attachments plugin reads them:
+    # each [[ATTACHMENT|/absolute/path]] on a line of its own
+    attachments = [f"[[ATTACHMENT|{os.path.abspath(path)}]]\n"
+                   for result in results for path in result.artifacts]
+    if attachments:
+        out.append(("\n" if out and not out[-1].endswith("\n") else "") + "".join(attachments))
     return clean("".join(out)), clean("".join(err))
 
 
