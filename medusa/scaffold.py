@@ -192,8 +192,9 @@ def config_text(project: Project) -> str:
             lines.append(f"{key.name}:{'' if chosen[key.name].startswith(chr(10)) else ' '}"
                          f"{chosen[key.name]}")
         else:
-            example = EXAMPLES[key.name]
-            space = "" if example.startswith("\n") else " "
+            # a key added to config.py without an example is still listed, unset
+            example = EXAMPLES.get(key.name, "")
+            space = "" if example.startswith("\n") or not example else " "
             lines.append(f"# {key.name}:{space}" + example.replace("\n", "\n# "))
         lines.append("")
     return "\n".join(lines)
@@ -242,22 +243,43 @@ def teardown_worker(ctx):
     """Once per machine, at the end."""
 '''
 
-DJANGO_HOOKS = '''
+DJANGO_HOOKS = '''from medusa.web import django as medusa_django
+
+# Each runner tests against a test database of its own, a copy of one template that is
+# created and migrated once per build (PostgreSQL: CREATE DATABASE ... TEMPLATE; SQLite:
+# a copy of the file; SQLite in memory: the fork copies it). pytest-django and
+# django.test.TestCase both use the copies. Everything is dropped at the end, also after a
+# crash or Ctrl-C; what a killed build left behind is dropped by the next build.
+# MEDUSA_KEEPDB=1 keeps the template between builds (only new migrations run then).
+# README: "Django and Flask".
+
+
+def setup_worker(ctx):
+    """Once per machine, before the tests load: start Django, create and migrate the
+    template. Options: settings="app.settings" (default: DJANGO_SETTINGS_MODULE),
+    keepdb=True, aliases=["default"] (default: every database in settings.DATABASES)."""
+    medusa_django.setup_worker(ctx)
+
 
 def setup_runner(ctx):
-    """Each runner tests against a database of its own. In settings.py, name the test
-    database after the runner, for example:
+    """In each runner, right after it is forked: copy the template, point Django at the
+    copy. A live server of this runner's own: medusa.databases.port(8000), i.e.
+    8000 + MEDUSA_RUNNER, for example:
 
-        DATABASES["default"]["TEST"] = {
-            "NAME": f"test_{DATABASES['default']['NAME']}_{os.environ.get('MEDUSA_RUNNER', '0')}"
-        }
-
-    Django's test runner (or pytest-django) then creates and destroys it.
+        from medusa.databases import port
+        os.environ["DJANGO_LIVE_TEST_SERVER_ADDRESS"] = f"localhost:{port(8081)}"
     """
+    medusa_django.setup_runner(ctx)
 
 
 def teardown_runner(ctx):
-    """Per runner, after it ended (also after a crash): drop what it left behind."""
+    """In the worker, after the runner ended (also after a crash): drop its copy."""
+    medusa_django.teardown_runner(ctx)
+
+
+def teardown_worker(ctx):
+    """At the end (also on Ctrl-C): drop the template, unless it is kept."""
+    medusa_django.teardown_worker(ctx)
 '''
 
 FLASK_HOOKS = '''
