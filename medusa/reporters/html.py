@@ -119,6 +119,7 @@ class HtmlReporter(Reporter):
         self.report_dir = ""
         self.problem_logs: list[tuple[str, int, tuple[int, ...]]] = []   # per problem
         self.series: dict[tuple[str, str], dict[str, object]] = {}   # (worker, name) ->
+        self.probe_errors: set[tuple[str, str]] = set()
 
     def now(self) -> float:
         return round(time.monotonic() - self.origin, 4)
@@ -228,7 +229,8 @@ class HtmlReporter(Reporter):
     def on_probe_sample(self, event: messages.ProbeSample) -> None:
         if event.value is not None and math.isfinite(event.value):
             self.sample(event.worker, event.name, event.unit, self.now(), event.value)
-        if event.error:
+        if event.error and (event.worker, event.name) not in self.probe_errors:
+            self.probe_errors.add((event.worker, event.name))   # once: it fails every time
             self.notes.append({"kind": "error", "title": f"probe {event.name} on "
                                                          f"{event.worker}: {event.error}",
                                "text": ""})
