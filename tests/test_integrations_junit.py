@@ -180,6 +180,7 @@ def test_one_suite_for_the_whole_run(tmp_path):
     document, cases = _read(path)
     [suite] = list(document)
     assert suite.name == "medusa" and suite.tests == 3 and suite.failures == 1
+    assert float(suite.time) == 2.5                         # the build's wall time
     assert set(cases) == {("tests.test_a", "test_one"), ("tests.test_b", "test_two"),
                           ("", "tests.test_c")}
     with pytest.raises(ValueError):
