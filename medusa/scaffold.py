@@ -282,21 +282,47 @@ def teardown_worker(ctx):
     medusa_django.teardown_worker(ctx)
 '''
 
-FLASK_HOOKS = '''
+FLASK_HOOKS = '''from medusa.web import flask as medusa_flask
+
+# Each runner gets its own instance folder, database and port, in the environment its app
+# factory reads: DATABASE_URL (and FLASK_SQLALCHEMY_DATABASE_URI, for
+# app.config.from_prefixed_env()), FLASK_INSTANCE_PATH and FLASK_RUN_PORT (5000 +
+# MEDUSA_RUNNER). With DATABASE_URL=postgresql://... each runner gets a database of its
+# own on that server; otherwise an SQLite file in its instance folder. Make the app in a
+# fixture (create_app()), so that it reads them in the runner. Everything is dropped at the
+# end, also after a crash or Ctrl-C; what a killed build left behind, by the next build.
+# README: "Django and Flask".
+
+
+def prepare(url):
+    """Build the schema once per build, in a template the runners' databases are copied
+    from (pass prepare=prepare below to use it). For example, with Flask-SQLAlchemy:
+
+        from app import create_app, db
+        app = create_app({"SQLALCHEMY_DATABASE_URI": url})
+        with app.app_context():
+            db.create_all()
+            db.engine.dispose()    # the template must be left unused
+    """
+
+
+def setup_worker(ctx):
+    """Once per machine, before the tests load. Options: url= (default: DATABASE_URL),
+    prepare=prepare, port_base=5000."""
+    medusa_flask.setup_worker(ctx)
+
 
 def setup_runner(ctx):
-    """Each runner gets its own instance folder, database and port; the app factory (or
-    the tests' fixtures) read them from the environment."""
-    base = os.path.join(os.getcwd(), "instance", f"runner-{ctx.runner}")
-    os.makedirs(base, exist_ok=True)
-    os.environ["FLASK_INSTANCE_PATH"] = base
-    os.environ["DATABASE_URL"] = "sqlite:///" + os.path.join(base, "test.db")
-    os.environ["FLASK_RUN_PORT"] = str(5000 + 10 * ctx.runner)
+    """In each runner, right after it is forked: its folder, database and port."""
+    medusa_flask.setup_runner(ctx)
 
 
 def teardown_runner(ctx):
-    """Per runner, after it ended (also after a crash)."""
-    import shutil
-    shutil.rmtree(os.path.join(os.getcwd(), "instance", f"runner-{ctx.runner}"),
-                  ignore_errors=True)
+    """In the worker, after the runner ended (also after a crash): drop its database."""
+    medusa_flask.teardown_runner(ctx)
+
+
+def teardown_worker(ctx):
+    """At the end (also on Ctrl-C): drop the template and the build's folders."""
+    medusa_flask.teardown_worker(ctx)
 '''

@@ -127,20 +127,24 @@ def test_a_django_project_gets_its_settings_and_hooks(tmp_path):
     assert "MEDUSA_RUNNER" in (project / "medusa/environment.py").read_text()
 
 
-def test_flask_hooks_give_each_runner_its_own_database_and_port(tmp_path):
+def test_flask_hooks_give_each_runner_its_own_database_and_port(tmp_path, monkeypatch):
+    alive = tmp_path / "alive"   # where medusa.web.flask keeps the runners' folders
+    monkeypatch.setenv("MEDUSA_DATABASES_DIR", str(alive))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
     project = write_project(tmp_path / "p", {
         "tests/test_env.py": """
             import os
 
             def test_own_instance():
                 runner = os.environ["MEDUSA_RUNNER"]
-                assert os.environ["DATABASE_URL"].endswith(f"runner-{runner}/test.db")
-                assert os.environ["FLASK_RUN_PORT"] == str(5000 + 10 * int(runner))
-                assert os.path.isdir(os.environ["FLASK_INSTANCE_PATH"])
+                instance = os.environ["FLASK_INSTANCE_PATH"]
+                assert instance.endswith(f"runner-{runner}") and os.path.isdir(instance)
+                assert os.environ["DATABASE_URL"] == f"sqlite:///{instance}/app.sqlite3"
+                assert os.environ["FLASK_RUN_PORT"] == str(5000 + int(runner))
         """,
         **{f"tests/test_more{n}.py": "from test_env import test_own_instance as test_it\n"
            for n in range(3)},
     })
     values, events = _set_up_and_run(project, "--flask")
     assert events[-1]["counts"] == {"passed": 4}, events[-1]
-    assert not list((project / "instance").glob("runner-*"))   # teardown_runner cleaned up
+    assert [p for p in alive.iterdir() if p.is_dir()] == []   # the teardowns cleaned up
