@@ -141,7 +141,8 @@ class Master:
     def run(self) -> int:
         server = transport.Server(self.authkey)
         try:
-            self.folder.clear()   # what an earlier build left there
+            if not self.settings.dry_run:
+                self.folder.clear()   # what an earlier build left there
             self.emit(events.BuildStarted(
                 self.run_id, time.time(), os.path.abspath(self.settings.cwd),
                 tuple(w.name for w in self.workers), self.settings.argv,
