@@ -695,11 +695,14 @@ def test_a_project_runs_where_pytest_is_not_installed(tmp_path):
         ("tests/test_no_pytest.py::TestWithoutPytest::test_this_is_a_medusa_runner", "passed"),
     ], output
     assert "unittest (Python" in output and "auto: Python tests, pytest not installed" in output
-    # asking for pytest there is a clear usage error
-    refused = subprocess.run([str(python), str(REPO / "bin" / "medusa"), "--driver", "pytest"],
-                             cwd=project, capture_output=True, text=True, env=env, timeout=120)
-    assert refused.returncode == 4, refused.stdout + refused.stderr
-    assert "the pytest driver needs pytest" in refused.stdout + refused.stderr
+    # asking for a framework that is not there is a clear usage error
+    for framework in ("pytest", "behave"):
+        refused = subprocess.run([str(python), str(REPO / "bin" / "medusa"), "--driver",
+                                  framework], cwd=project, capture_output=True, text=True,
+                                 env=env, timeout=120)
+        assert refused.returncode == 4, refused.stdout + refused.stderr
+        assert f"the {framework} driver needs {framework}, which {python}" in \
+            refused.stdout + refused.stderr
 
 
 def test_an_unknown_driver_is_a_usage_error(tmp_path):
