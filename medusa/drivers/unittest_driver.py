@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from types import ModuleType, TracebackType
 from typing import NoReturn
 
-from medusa.drivers import STOP_SIGNAL, Channel, Prepared, StartupError
+from medusa.drivers import STOP_SIGNAL, Channel, DriverOptions, Prepared, StartupError
 from medusa.drivers.common import (
     Selection,
     describe_exception,
@@ -99,7 +99,7 @@ class UnittestDriver:
     # --- worker side ---------------------------------------------------------------------
 
     def prepare(self, paths: tuple[str, ...], framework_args: tuple[str, ...],
-                options: tuple[tuple[str, str], ...] = ()) -> Prepared:
+                options: DriverOptions = ()) -> Prepared:
         self.options = parse_options(framework_args)
         self.rootdir = os.getcwd()
         # `python -m unittest` runs with the current folder first on sys.path; tests may
