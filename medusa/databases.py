@@ -123,25 +123,43 @@ def hold(build: Build) -> None:
     The descriptor is never closed on purpose: the kernel releases the lock when the last
     process holding it ends, which is the moment the build's databases become stale.
     Shared, so the several workers of one build on one machine hold it together."""
-    descriptor = os.open(registry() / f"{build.run}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    fcntl.flock(descriptor, fcntl.LOCK_SH)
+    path = registry() / f"{build.run}.lock"
+    while True:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(descriptor, fcntl.LOCK_SH)
+        # another build's forget_dead_runs() may have removed the file between our open
+        # and our lock: a lock on a removed file protects nothing
+        try:
+            if os.stat(path).st_ino == os.fstat(descriptor).st_ino:
+                return
+        except FileNotFoundError:
+            pass
+        os.close(descriptor)
 
 
 def alive(run: str) -> bool:
-    path = registry() / f"{run}.lock"
+    return _lock_free(registry() / f"{run}.lock", remove=False) is False
+
+
+def _lock_free(path: Path, remove: bool) -> bool | None:
+    """Whether nobody holds the lock file (None: there is none); with remove, a free one
+    is removed while locked, so that nobody takes it in between."""
     try:
         descriptor = os.open(path, os.O_RDWR)
     except FileNotFoundError:
-        return False
+        return None
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
         if exc.errno in (errno.EAGAIN, errno.EACCES):
-            return True
+            return False
         raise
+    else:
+        if remove:
+            path.unlink(missing_ok=True)
+        return True
     finally:
         os.close(descriptor)
-    return False
 
 
 def stale_run(run: str, current: Build) -> bool:
@@ -152,8 +170,8 @@ def stale_run(run: str, current: Build) -> bool:
 def forget_dead_runs() -> None:
     """Remove the lock files of runs that ended (their databases are gone by now)."""
     for path in registry().glob("*.lock"):
-        if not alive(path.stem):
-            path.unlink(missing_ok=True)
+        if not path.name.startswith("template-"):
+            _lock_free(path, remove=True)
 
 
 class template_lock:

@@ -387,3 +387,50 @@ def test_sigterm_cleans_up_at_once(tmp_path, registry):
         if process.poll() is None:
             kill_build(process)
         drop_postgres_databases(prefix)
+
+
+CRASH = """
+import os
+
+from django.test import TransactionTestCase
+
+from shop.models import Item
+
+
+class TestCrash(TransactionTestCase):
+    def test_crash(self):
+        Item.objects.create(name="left-by-a-crash")   # committed, then the runner dies
+        os._exit(3)
+"""
+
+
+def test_a_crashed_runner_is_replaced_with_a_fresh_copy(tmp_path, registry):
+    """teardown_runner drops the dead runner's copy; its replacement gets a new one from
+    the template (a row the crashed test committed would fail the tests that count)."""
+    project = django_project(tmp_path / "p", "sqlite-file")
+    (project / "tests/test_crash.py").write_text(CRASH)
+    run = run_medusa(project, "--no-history", runners=2, env=_env(tmp_path, "sqlite-file"))
+    assert run.exit_code == 1, run
+    assert run.counts == {"passed": TESTS, "error": 1}, run
+    assert [e["event"] for e in run.events].count("runner_died") == 1
+    assert _sqlite_leftovers(project) == []
+
+
+def test_a_build_beside_a_live_one_leaves_its_databases_alone(tmp_path, registry):
+    """Two builds of one checkout at once: the second one's clean-up must not take the
+    first one's databases for a killed build's."""
+    project = django_project(tmp_path / "p", "sqlite-file")
+    env = _env(tmp_path, "sqlite-file")
+    events = tmp_path / "events.jsonl"
+    first = start_medusa(project, events, runners=2, env=env)
+    try:
+        wait_for_tests(events, first, count=1)
+        second = run_medusa(project, runners=2, env=env)
+        assert second.exit_code == 0, second
+        assert "left behind" not in second.stdout, second
+        out, err = first.communicate(timeout=120)
+        assert first.returncode == 0, out + err
+    finally:
+        if first.poll() is None:
+            kill_build(first)
+    assert _sqlite_leftovers(project) == []
