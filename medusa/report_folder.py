@@ -31,7 +31,7 @@ class ReportFolder:
             shutil.rmtree(os.path.join(self.root, part), ignore_errors=True)
 
     def log_path(self, worker: str, runner: int) -> str:
-        return os.path.join(self.root, "logs", _safe(worker), f"{runner}.log")
+        return os.path.join(self.root, "logs", worker_folder(worker), f"{runner}.log")
 
     def write_log(self, worker: str, runner: int, offset: int, data: bytes) -> None:
         key = (worker, runner)
@@ -84,5 +84,6 @@ class ReportFolder:
         self.open_logs.clear()
 
 
-def _safe(name: str) -> str:
+def worker_folder(name: str) -> str:
+    """A worker's name as one folder name (an ssh worker is named after its host)."""
     return artifacts.test_path(name).replace("/", "_")

@@ -45,6 +45,7 @@ from importlib import resources
 
 from medusa import events, messages
 from medusa.reporters import Reporter
+from medusa.report_folder import worker_folder
 from medusa.reporters.console import summary_text
 from medusa.scheduler import file_label
 
@@ -278,7 +279,7 @@ class HtmlReporter(Reporter):
         """Read when the page is written: the log's last bytes may come after the Result."""
         if not self.report_dir:
             return None
-        log = os.path.join(self.report_dir, "logs", _safe_worker(worker), f"{runner}.log")
+        log = os.path.join(self.report_dir, "logs", worker_folder(worker), f"{runner}.log")
         if not os.path.exists(log):
             return None
         return {"href": _href(log, os.path.dirname(self.path)), "name": f"{worker}/{runner}.log",
@@ -382,11 +383,6 @@ def _href(path: str, here: str) -> str:
     from urllib.parse import quote
     relative = os.path.relpath(os.path.abspath(path), here)
     return quote(relative.replace(os.sep, "/"))
-
-
-def _safe_worker(worker: str) -> str:
-    from medusa.report_folder import _safe
-    return _safe(worker)
 
 
 def _log_excerpt(path: str, span: tuple[int, ...]) -> str:
