@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the CI server this runs on, for its reports and a plain "
                              "console (default: $MEDUSA_CI, else auto: found from the "
                              "environment); none: no CI defaults")
-    parser.add_argument("--junit-suites", choices=("file", "run"), default="file",
+    parser.add_argument("--junit-suites", choices=("file", "run"),
                         help="junit: a testsuite per test file (default), or one for the run")
     parser.add_argument("--driver", metavar="NAME|auto",
                         help="the test framework: pytest, unittest, behave, or command (any "
@@ -244,7 +244,9 @@ def run_build(argv: list[str]) -> int:
     check_paths(settings.paths)
     formats = [_parse_format(spec, values["reporters"].source)
                for spec in values.get("reporters", Value((), "")).value]
-    fan_out = reporters.Reporters(_create_reporters(formats, options))
+    fan_out = reporters.Reporters(_create_reporters(
+        formats, values.get("ci", Value(None, "")).value,
+        values.get("junit_suites", Value("file", "")).value))
     signal.signal(signal.SIGTERM, _interrupt)
     master = Master(settings, fan_out)
     code = master.run()
@@ -266,13 +268,14 @@ def command_line_values(options: argparse.Namespace, framework_args: list[str],
         "history": options.history, "failed_first": options.failed_first,
         "split": options.split, "report_dir": options.report_dir,
         "log_level": options.log_level, "coverage_branch": options.cov_branch,
+        "ci": options.ci, "junit_suites": options.junit_suites,
     }
     values = {key: Value(value, COMMAND_LINE) for key, value in given.items() if value is not None}
     driver, driver_options = driver_choice(options)
     if driver:
         values["driver"] = Value(driver, COMMAND_LINE)
     if driver_options:
-        values["driver_options"] = Value(driver_options, COMMAND_LINE)
+        values["command_driver"] = Value(driver_options, COMMAND_LINE)
     if options.paths:
         values["paths"] = Value(tuple(options.paths), COMMAND_LINE)
     if options.cov is not None:   # --cov alone measures what coverage would; --cov=SRC limits
@@ -322,6 +325,13 @@ def build_settings(values: dict[str, Value], config_path: Path | None, argv: lis
                    dry_run: bool) -> BuildSettings:
     fields = {f.name for f in dataclasses.fields(BuildSettings)}
     chosen = {key: value.value for key, value in values.items() if key in fields}
+    if "command_driver" in values:   # the command driver's settings mean that driver
+        if chosen.get("driver", "command") not in ("auto", "command"):
+            raise config.ConfigError(f"{values['command_driver'].source}: command_driver: "
+                                     f"these are settings of driver: command, not of "
+                                     f"driver: {chosen['driver']}")
+        chosen["driver"] = "command"
+        chosen["driver_options"] = values["command_driver"].value
     if "environment" not in chosen:
         # medusa/environment.py beside the config file (or here) is used when it exists
         project = config.project_folder(config_path) if config_path else Path.cwd()
@@ -371,13 +381,13 @@ def _parse_format(spec: str, source: str) -> tuple[str, str | None]:
         raise config.ConfigError(f"{source}: reporters: {exc}")
 
 
-def _create_reporters(formats: list[tuple[str, str | None]],
-                      options: argparse.Namespace) -> list[reporters.Reporter]:
+def _create_reporters(formats: list[tuple[str, str | None]], ci_choice: str | None,
+                      junit_suites: str) -> list[reporters.Reporter]:
     """The console, the --format reports, and those of the CI server medusa runs on
     (integrations/ci.py). On a CI server, or with a report on stdout beside it, the
     console writes plain lines: no status line redrawn in place."""
     try:
-        detection = ci.detect(options.ci or ci.choice_from_environment(), os.environ)
+        detection = ci.detect(ci_choice or ci.choice_from_environment(), os.environ)
     except ValueError as exc:
         raise UsageError(str(exc))
     chosen = ci.choose_formats(detection.platform, formats)
@@ -390,7 +400,7 @@ def _create_reporters(formats: list[tuple[str, str | None]],
     for name, path in chosen:
         if name == "console":
             continue
-        extra = {"suites": options.junit_suites} if name == "junit" else {}
+        extra = {"suites": junit_suites} if name == "junit" else {}
         try:
             made.append(reporters.create(name, path, sys.stdout, **extra))
         except (OSError, ValueError) as exc:   # a path that cannot be written, say

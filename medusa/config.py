@@ -159,6 +159,31 @@ def _env(value: Any, root: Path) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+def _choice(*choices: str) -> Callable[[Any, Path], str]:
+    def read(value: Any, root: Path) -> str:
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {value!r}")
+        return value
+    return read
+
+
+COMMAND_DRIVER_KEYS = ("command", "units", "units_command", "junit_xml")
+
+
+def _command_driver(value: Any, root: Path) -> tuple[tuple[str, str], ...]:
+    """The command driver's settings, as the driver takes them ((name, value) pairs)."""
+    if not isinstance(value, dict):
+        raise ValueError("expected a mapping: {command: TEMPLATE, units: [GLOB], "
+                         "units_command: COMMAND, junit_xml: PATH}")
+    unknown = sorted(set(value) - set(COMMAND_DRIVER_KEYS))
+    if unknown:
+        raise ValueError(f"unknown key {unknown[0]!r}{_suggestion(unknown[0], COMMAND_DRIVER_KEYS)}")
+    pairs = [(name, _text(value[name], root)) for name in ("command", "units_command", "junit_xml")
+             if value.get(name)]
+    pairs += [("units", glob) for glob in _texts(value.get("units", []), root)]
+    return tuple(pairs)
+
+
 def _reporters(value: Any, root: Path) -> tuple[str, ...]:
     """`- json: out/events.jsonl` or `- json:out/events.jsonl` or `- teamcity`."""
     if not isinstance(value, list):
@@ -344,6 +369,14 @@ KEYS = {key.name: key for key in (
     Key("coverage_branch", _flag, "measure branch coverage too"),
     Key("coverage_report", _coverage_reports,
         "coverage reports: term, term-missing, xml[:PATH], html[:DIR], json[:PATH], lcov[:PATH]"),
+    Key("command_driver", _command_driver,
+        "the command driver (driver: command): {command: 'go test -json {unit}', units: "
+        "[GLOB], units_command: 'go list ./...', junit_xml: PATH}"),
+    Key("ci", _choice("auto", "none", "jenkins", "bamboo", "teamcity", "github", "buildbot"),
+        "the CI server, for its reports and a plain console (default: found from the "
+        "environment)"),
+    Key("junit_suites", _choice("file", "run"),
+        "junit: a testsuite per test file, or one for the whole run"),
 )}
 
 

@@ -34,6 +34,18 @@ EXAMPLES = {
     "reporters": "\n  - json: medusa-report/events.jsonl\n  - junit: medusa-report/junit.xml",
     "env": "\n  DJANGO_SETTINGS_MODULE: app.settings",
     "environment": "medusa/environment.py",
+    "report_dir": "medusa-report",
+    "log_level": "INFO",
+    "sample_every": "2",
+    "artifact_limit": "100MiB",
+    "probes": "\n  db_connections:\n    command: psql -tAc 'select count(*) from pg_stat_activity'"
+              "\n    every: 5",
+    "coverage": "[mypackage]",
+    "coverage_branch": "true",
+    "coverage_report": "[term, xml:coverage.xml]",
+    "command_driver": "\n  command: go test -json {unit}\n  units_command: go list ./...",
+    "ci": "auto",
+    "junit_suites": "file",
 }
 
 

@@ -358,3 +358,45 @@ def test_no_config_at_all_still_runs_a_pytest_project(tmp_path):
     run = run_medusa(project, runners=1)
     assert run.exit_code == 0 and run.counts == {"passed": 1}, run
     assert json.dumps(run.counts)
+
+
+def test_command_driver_ci_and_junit_keys(tmp_path):
+    values = _load(tmp_path, """
+        command_driver:
+          command: go test -json {unit}
+          units: ["./pkg/*"]
+          units_command: go list ./...
+          junit_xml: out/{name}.xml
+        ci: teamcity
+        junit_suites: run
+    """)
+    assert values["command_driver"] == (("command", "go test -json {unit}"),
+                                        ("units_command", "go list ./..."),
+                                        ("junit_xml", "out/{name}.xml"), ("units", "./pkg/*"))
+    assert values["ci"] == "teamcity" and values["junit_suites"] == "run"
+    assert _error(tmp_path, "ci: travis\n") == (
+        "medusa/config.yml, line 1: ci: expected one of auto, none, jenkins, bamboo, teamcity, "
+        "github, buildbot, got 'travis'")
+    assert _error(tmp_path, "command_driver: {comand: x}\n") == (
+        "medusa/config.yml, line 1: command_driver: unknown key 'comand' (did you mean "
+        "'command'?)")
+
+
+def test_command_driver_settings_belong_to_the_command_driver(tmp_path):
+    project = write_project(tmp_path / "p", {**PROJECT, "medusa/config.yml":
+                                             "driver: pytest\ncommand_driver: {command: 'true'}\n"})
+    done = _medusa(project)
+    assert done.returncode == 4, done
+    assert done.stderr == ("medusa: error: medusa/config.yml, line 2: command_driver: these are "
+                           "settings of driver: command, not of driver: pytest\n"), done.stderr
+
+
+def test_the_command_driver_from_the_config_file(tmp_path):
+    project = write_project(tmp_path / "p", {
+        "checks/ok.sh": "exit 0\n",
+        "checks/bad.sh": "echo broken; exit 1\n",
+        "medusa/config.yml": "command_driver:\n  command: sh {unit}\n  units: ['checks/*.sh']\n",
+    })
+    run = run_medusa(project, runners=2)
+    assert run.exit_code == 1, run
+    assert run.outcomes == [("checks/bad.sh", "failed"), ("checks/ok.sh", "passed")], run

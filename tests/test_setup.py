@@ -148,3 +148,28 @@ def test_flask_hooks_give_each_runner_its_own_database_and_port(tmp_path, monkey
     values, events = _set_up_and_run(project, "--flask")
     assert events[-1]["counts"] == {"passed": 4}, events[-1]
     assert [p for p in alive.iterdir() if p.is_dir()] == []   # the teardowns cleaned up
+
+
+def test_every_example_in_the_written_config_is_valid(tmp_path):
+    """The file `medusa setup` writes shows every key, commented out where not set: each
+    example, uncommented, must be a value medusa accepts."""
+    from medusa import scaffold
+    text = scaffold.config_text(scaffold.Project("pytest", ("tests",), "", ()))
+    lines = []
+    for line in text.splitlines():
+        body = line[2:]
+        if line.startswith("# ") and body.split(":")[0] in config.KEYS:
+            lines.append(body)            # "# retries: 0" -> "retries: 0"
+        elif line.startswith("#   "):
+            lines.append(body)            # the indented rest of an example
+        elif not line.startswith("#"):
+            lines.append(line)
+    path = tmp_path / "medusa" / "config.yml"
+    path.parent.mkdir()
+    path.write_text("\n".join(lines) + "\n")
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        assert set(config.load(path)) == set(config.KEYS)
+    finally:
+        os.chdir(cwd)
