@@ -483,11 +483,62 @@ def _psutil_children() -> set[int]:
         return set()
 
 
-class FileMeter:
-    """Measures one file at a time in a runner: start() when it is handed out, stop() at
-    its end."""
+class _OpenProc:
+    """/proc/self files kept open for the runner's life: pread at offset 0 makes the
+    kernel write them anew, so a file costs no open or close (FileMeter runs for every
+    file of a suite of tiny ones). None where a file cannot be opened."""
 
     def __init__(self) -> None:
+        self.io = _open_proc(PROC_SELF + "/io", os.O_RDONLY)
+        self.status = _open_proc(PROC_SELF + "/status", os.O_RDONLY)
+        self.clear_refs = _open_proc(PROC_SELF + "/clear_refs", os.O_WRONLY)
+        # the main thread's children; the other threads' are read only when there are
+        # other threads
+        self.children = _open_proc(f"{PROC_SELF}/task/{os.getpid()}/children", os.O_RDONLY)
+
+    def counters(self) -> ProcessCounters:
+        if self.io is None:
+            return read_counters()
+        times = os.times()
+        text = os.pread(self.io, 4096, 0)
+        return ProcessCounters(time.monotonic(), times.user + times.children_user,
+                               times.system + times.children_system,
+                               _field(text, b"rchar:"), _field(text, b"wchar:"))
+
+    def reset_peak(self) -> bool:
+        if self.clear_refs is None:
+            return False
+        try:
+            os.write(self.clear_refs, b"5")
+            return True
+        except OSError:
+            return False
+
+    def peak_and_threads(self) -> tuple[int, int]:
+        if self.status is None:
+            return read_status()
+        text = os.pread(self.status, 8192, 0)
+        return _field(text, b"VmHWM:") * 1024, _field(text, b"Threads:")
+
+    def child_pids(self, threads: int) -> set[int]:
+        if self.children is None or threads != 1:
+            return child_pids()
+        return set(map(int, os.pread(self.children, 65536, 0).split()))
+
+
+def _open_proc(path: str, flags: int) -> int | None:
+    try:
+        return os.open(path, flags | os.O_CLOEXEC)
+    except OSError:
+        return None
+
+
+class FileMeter:
+    """Measures one file at a time in a runner: start() when it is handed out, stop() at
+    its end. Made in the runner (its /proc/self is the runner's)."""
+
+    def __init__(self) -> None:
+        self.proc: _OpenProc | None = None
         self.before: ProcessCounters | None = None
         # children running when the file starts are not its own; between files a runner
         # starts none, so the last file's end tells (one scan of /proc per file, not two)
@@ -495,17 +546,19 @@ class FileMeter:
         self.peak_is_file = False
 
     def start(self) -> None:
-        self.peak_is_file = reset_peak_memory()
+        if self.proc is None:
+            self.proc = _OpenProc()
+        self.peak_is_file = self.proc.reset_peak()
         if self.children is None:
             self.children = child_pids()
-        self.before = read_counters()
+        self.before = self.proc.counters()
 
     def stop(self) -> FileStats | None:
-        if self.before is None:
+        if self.before is None or self.proc is None:
             return None
-        after = read_counters()
-        peak, threads = read_status()
-        children = child_pids()
+        after = self.proc.counters()
+        peak, threads = self.proc.peak_and_threads()
+        children = self.proc.child_pids(threads)
         left = tuple(sorted(children - (self.children or set())))
         self.children = children
         before, self.before = self.before, None
