@@ -20,6 +20,7 @@ from medusa import config, reporters
 from medusa.integrations import ci
 from medusa.config import Value, WorkerSpec
 from medusa.master import BuildSettings, Master
+from medusa.report_folder import ReportFolder
 
 OK, TESTS_FAILED, INTERRUPTED, INTERNAL_ERROR, USAGE_ERROR, NO_TESTS = range(6)
 
@@ -242,6 +243,10 @@ def run_build(argv: list[str]) -> int:
         print(describe(settings, values, config_path), end="")
         return OK
     check_paths(settings.paths)
+    try:
+        ReportFolder(settings.report_dir).check()
+    except OSError as exc:
+        raise UsageError(f"--report-dir {settings.report_dir}: {exc}")
     formats = [_parse_format(spec, values["reporters"].source)
                for spec in values.get("reporters", Value((), "")).value]
     fan_out = reporters.Reporters(_create_reporters(

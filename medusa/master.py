@@ -135,6 +135,7 @@ class Master:
         self.folder = ReportFolder(settings.report_dir)
         self.probes = CommandProbes(settings.probes, settings.cwd)
         self.coverage_roots: list[tuple[str, str]] = []   # (local, remote) per data file
+        self.folder_failed = False   # a write failed (and was reported once)
 
     # --- the build ---------------------------------------------------------------------
 
@@ -455,7 +456,8 @@ class Master:
 
     def on_log_chunk(self, worker: WorkerState, message: messages.LogChunk) -> None:
         """A runner's output: into its log, and on to the console as before."""
-        self.folder.write_log(worker.name, message.runner, message.offset, message.data)
+        self.store(self.folder.write_log, worker.name, message.runner, message.offset,
+                   message.data)
         decoder = worker.log_decoders.setdefault(
             message.runner, codecs.getincrementaldecoder("utf-8")(errors="replace"))
         text = decoder.decode(message.data)
@@ -464,8 +466,18 @@ class Master:
             self.emit(events.Output(worker.name, text))
 
     def on_artifact_chunk(self, worker: WorkerState, message: messages.ArtifactChunk) -> None:
-        self.folder.write_artifact(worker.name, message.runner, message.test, message.name,
-                                   message.offset, message.data)
+        self.store(self.folder.write_artifact, worker.name, message.runner, message.test,
+                   message.name, message.offset, message.data)
+
+    def store(self, write, *args: object) -> None:
+        """A full disk, say, costs the report folder what it cannot hold, not the build."""
+        try:
+            write(*args)
+        except OSError as exc:
+            if not self.folder_failed:
+                self.folder_failed = True
+                self.emit(events.Output("master", f"medusa: cannot write to the report "
+                                                  f"folder {self.settings.report_dir}: {exc}\n"))
 
     def on_host_sample(self, worker: WorkerState, message: messages.HostSample) -> None:
         self.emit(message)

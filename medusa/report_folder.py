@@ -26,6 +26,16 @@ class ReportFolder:
         self.artifact_dirs: dict[tuple[str, int, str], str] = {}   # (worker, runner, test)
         self.taken: set[str] = set()                               # artifact folders used
 
+    def check(self) -> None:
+        """Fail before the build, not in its middle: the folder must be makeable here."""
+        existing = os.path.abspath(self.root)
+        while not os.path.exists(existing):
+            existing = os.path.dirname(existing)
+        if not os.path.isdir(existing):
+            raise OSError(f"{existing} is not a folder")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise PermissionError(f"cannot write in {existing}")
+
     def clear(self) -> None:
         for part in PARTS:
             shutil.rmtree(os.path.join(self.root, part), ignore_errors=True)

@@ -152,3 +152,22 @@ def test_logs_of_an_ssh_worker_arrive_whole(tmp_path, sshd):  # noqa: F811
     assert done.returncode == 0, done
     assert not (remote / "medusa-report").exists()
     assert json.loads(json.dumps(events[-1]))["exit_code"] == 0
+
+
+def test_a_report_folder_that_cannot_be_made_is_a_usage_error(tmp_path):
+    project = write_project(tmp_path / "p", {"tests/test_p.py": "def test_p():\n    pass\n"})
+    run = run_medusa(project, "--report-dir", "tests/test_p.py/logs", runners=1)
+    assert run.exit_code == 4, run
+    assert "--report-dir tests/test_p.py/logs:" in run.stderr and "is not a folder" in run.stderr
+
+
+def test_report_folder_settings_are_checked_in_the_config_file(tmp_path):
+    for text, expected in (
+            ("probes:\n  db: {command: 'echo 1', evry: 5}\n", "line 1: probes: probe 'db': unknown key 'evry'"),
+            ("artifact_limit: lots\n", "line 1: artifact_limit: expected a size in bytes"),
+            ("log_level: LOUD\n", "line 1: log_level: expected a logging level"),
+            ("coverage_report: [pdf]\n", "line 1: coverage_report: unknown coverage report 'pdf'")):
+        project = write_project(tmp_path / f"p{len(text)}", {
+            "tests/test_p.py": "def test_p():\n    pass\n", "medusa/config.yml": text})
+        run = run_medusa(project, runners=1)
+        assert run.exit_code == 4 and expected in run.stderr, (text, run)
