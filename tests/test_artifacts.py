@@ -114,11 +114,11 @@ def test_artifacts_arrive_whole_and_are_listed_everywhere(tmp_path, browser):  #
     assert browser.errors() == []
     links = browser.js("""[...document.querySelectorAll('#problems .problem .artifacts a')]
         .map(a => [a.textContent, a.getAttribute('href')])""")
-    assert sorted(name for name, _ in links) == ["empty.txt", "page.html", "shot.png"]
+    assert sorted(name for name, _ in links) == ["dom/page.html", "empty.txt", "shot.png"]
     for name, href in links:
         target = (html.parent / unquote(href)).resolve()
         assert target.read_bytes() == _data(*LEFT["test_screenshot"][
-            "dom/page.html" if name == "page.html" else name]), href
+            name]), href
     log_link = browser.js("document.querySelector('#problems .runner-log a').getAttribute('href')")
     assert (html.parent / unquote(log_link)).resolve().is_file()
 

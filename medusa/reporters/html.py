@@ -43,7 +43,7 @@ import time
 from collections import Counter, deque
 from importlib import resources
 
-from medusa import events, messages
+from medusa import artifacts, events, messages
 from medusa.reporters import Reporter
 from medusa.report_folder import worker_folder
 from medusa.reporters.console import summary_text
@@ -272,8 +272,16 @@ class HtmlReporter(Reporter):
         copied in, as the folder may not travel with the page."""
         here = os.path.dirname(self.path)
         self.problem_logs.append((result.worker, result.runner, result.log))
-        return {"artifacts": [{"name": os.path.basename(path), "href": _href(path, here)}
-                              for path in result.artifacts]}
+        return {"artifacts": [{"name": self.artifact_name(result.test, path),
+                               "href": _href(path, here)} for path in result.artifacts]}
+
+    def artifact_name(self, test: str, path: str) -> str:
+        """`.../artifacts/tests/t.py/test_x[@2]/dom/page.html` -> `dom/page.html`."""
+        folder = os.path.join(self.report_dir, "artifacts", artifacts.test_path(test))
+        if not path.startswith(folder):
+            return os.path.basename(path)
+        rest = path[len(folder):]
+        return rest.split(os.sep, 1)[1] if os.sep in rest else os.path.basename(path)
 
     def log_link(self, worker: str, runner: int, span: tuple[int, ...]) -> dict[str, object] | None:
         """Read when the page is written: the log's last bytes may come after the Result."""
