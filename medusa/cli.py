@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--show-config", action="store_true",
                         help="print the effective configuration and where each value came "
                              "from; run nothing (also: medusa config)")
-    parser.add_argument("--local", metavar="N|auto", type=_runner_count,
+    parser.add_argument("--local", metavar="N|auto", type=_local_runners,
                         help="runners on this machine (default: auto: one per CPU this "
                              "process may use, fewer when memory is short or the host busy)")
     parser.add_argument("--ssh", metavar="[USER@]HOST[:PORT]:RUNNERS", action="append",
@@ -61,16 +61,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also a worker on that host, reached over ssh (repeatable), e.g. "
                              "ci@build-7:8; the tree is copied to ~/medusa-work/<project> "
                              "there (more settings: workers: in the config file)")
-    parser.add_argument("--max-host-runners", metavar="N", type=_runner_count,
+    parser.add_argument("--max-host-runners", metavar="N", type=_setting("max_host_runners"),
                         help="cap on the runners of all medusa builds on this host together "
                              "(default: $MEDUSA_MAX_HOST_RUNNERS, else what auto would run)")
-    parser.add_argument("--timeout", metavar="SECONDS", type=_seconds,
+    parser.add_argument("--timeout", metavar="SECONDS", type=_setting("timeout"),
                         help="a test running longer is stopped: its runner's stacks go in the "
                              "report, the test is an error, the rest of its file runs on")
-    parser.add_argument("--retries", metavar="N", type=_count,
+    parser.add_argument("--retries", metavar="N", type=_setting("retries"),
                         help="run a failed test again, up to N times, on another runner where "
                              "there is one; one that then passes is reported as flaky")
-    parser.add_argument("--worker-timeout", metavar="SECONDS", type=_seconds,
+    parser.add_argument("--worker-timeout", metavar="SECONDS", type=_setting("worker_timeout"),
                         help="a worker that says nothing for this long (it sends a heartbeat "
                              "every 2 s) is declared lost (default: 60)")
     parser.add_argument("--format", metavar="NAME[:PATH]", action="append", default=[],
@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--report-dir", metavar="DIR",
                         help="where runner logs, artifacts and coverage data land "
                              "(default: medusa-report)")
-    report.add_argument("--log-level", metavar="LEVEL", type=_log_level,
+    report.add_argument("--log-level", metavar="LEVEL", type=_setting("log_level"),
                         help="Python logging records of this level and up also go to the "
                              "runners' logs (and the console), e.g. INFO")
     report.add_argument("--cov", metavar="SOURCE", action="append", nargs="?", const="",
@@ -132,25 +132,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _runner_count(value: str) -> str | int:
-    if value == "auto":
-        return value
-    try:
-        count = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {value!r}")
-    if count < 1:
-        raise argparse.ArgumentTypeError(f"needs at least 1 runner, got {count}")
-    return count
-
-
-def _log_level(value: str) -> str:
-    try:
-        return config.KEYS["log_level"].read(value, Path.cwd())
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc))
-
-
 def _coverage_report(value: str) -> str:
     from medusa.coverage_support import parse_report
     try:
@@ -160,14 +141,19 @@ def _coverage_report(value: str) -> str:
     return value
 
 
-def _count(value: str) -> int:
-    try:
-        count = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}")
-    if count < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {count}")
-    return count
+def _setting(key: str):
+    """An option's value read as the config file's key of that name is read: one set of
+    rules and messages for both."""
+    def read(value: str) -> object:
+        try:
+            return config.KEYS[key].read(value, Path.cwd())
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc))
+    return read
+
+
+def _local_runners(value: str) -> str | int:
+    return "auto" if value == "auto" else _setting("max_host_runners")(value)
 
 
 def _ssh_worker(value: str) -> WorkerSpec:
@@ -183,16 +169,6 @@ def _ssh_worker(value: str) -> WorkerSpec:
     if runners == 0:
         raise argparse.ArgumentTypeError(f"needs at least 1 runner, got {value!r}")
     return WorkerSpec("ssh", runners, connect=target)
-
-
-def _seconds(value: str) -> float:
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {value!r}")
-    if seconds <= 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {value}")
-    return seconds
 
 
 def split_framework_args(argv: list[str]) -> tuple[list[str], list[str]]:

@@ -205,14 +205,10 @@ def test_a_python_without_medusa(tmp_path, sshd):
     assert f"medusa is not installed for {bare / 'bin' / 'python'}" in lost["reason"], lost
 
 
-def test_the_connection_dropping_mid_build_requeues_the_remote_work(tmp_path, sshd):
-    remote = tmp_path / "remote"
-    slow = {f"tests/test_slow{n}.py": "import time\n\ndef test_slow():\n    time.sleep(1.5)\n"
-            for n in range(8)}
-    project = write_project(tmp_path / "p", {**slow, "medusa/config.yml":
-                                             "workers:\n  - {type: local, runners: 1}\n"
-                                             + _ssh_worker(sshd, remote)})
-    events_path = tmp_path / "events.jsonl"
+def _drop_the_connection_when(project: Path, sshd, moment) -> tuple[int, str, list[dict]]:
+    """Run a build and, once `moment(events)` holds, make the remote host "go away": every
+    sshd session process of this test dies. Returns the exit code, output and events."""
+    events_path = project.parent / "events.jsonl"
     env = _environment({"HOME": str(sshd.home)})
     env.pop("SSH_AUTH_SOCK", None)
     process = subprocess.Popen([sys.executable, str(MEDUSA), "--no-history", "--format",
@@ -220,56 +216,51 @@ def test_the_connection_dropping_mid_build_requeues_the_remote_work(tmp_path, ss
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
-        while not any(e["event"] == "file_started" and e["worker"] == "127.0.0.1"
-                      for e in read_events(events_path)):
+        while not moment(read_events(events_path)):
             assert time.monotonic() < deadline and process.poll() is None, read_events(events_path)
             time.sleep(0.1)
-        # the remote host "goes away": every sshd session process of this test dies
         for session in psutil.Process(sshd.pid).children():
             session.kill()
         stdout, stderr = process.communicate(timeout=90)
     finally:
         if process.poll() is None:
             stop_medusa(process)
-    events = read_events(events_path)
-    assert process.returncode == 0, stdout + stderr
+    return process.returncode, stdout + stderr, read_events(events_path)
+
+
+def _slow_files(count: int, seconds: float) -> dict[str, str]:
+    return {f"tests/test_slow{n}.py": f"import time\n\ndef test_slow():\n    time.sleep({seconds})\n"
+            for n in range(count)}
+
+
+def test_the_connection_dropping_mid_build_requeues_the_remote_work(tmp_path, sshd):
+    slow = _slow_files(8, 1.5)
+    project = write_project(tmp_path / "p", {**slow, "medusa/config.yml":
+                                             "workers:\n  - {type: local, runners: 1}\n"
+                                             + _ssh_worker(sshd, tmp_path / "remote")})
+    code, output, events = _drop_the_connection_when(project, sshd, lambda events: any(
+        e["event"] == "file_started" and e["worker"] == "127.0.0.1" for e in events))
+    assert code == 0, output
     assert sorted(e["test"] for e in events if e["event"] == "result") == \
-        sorted(f"tests/test_slow{n}.py::test_slow" for n in range(8)), stdout
+        sorted(f"{file}::test_slow" for file in slow), output
     lost = [e for e in events if e["event"] == "worker_lost"]
-    assert [e["worker"] for e in lost] == ["127.0.0.1"], stdout
+    assert [e["worker"] for e in lost] == ["127.0.0.1"], output
     assert events[-1]["not_run"] == []
 
 
 def test_losing_the_only_worker_ends_the_build_with_the_files_not_run(tmp_path, sshd):
-    remote = tmp_path / "remote"
-    slow = {f"tests/test_slow{n}.py": "import time\n\ndef test_slow():\n    time.sleep(1.0)\n"
-            for n in range(6)}
-    project = write_project(tmp_path / "p", {**slow, "medusa/config.yml":
-                                             "workers:\n" + _ssh_worker(sshd, remote, runners=1)})
-    events_path = tmp_path / "events.jsonl"
-    env = _environment({"HOME": str(sshd.home)})
-    env.pop("SSH_AUTH_SOCK", None)
-    process = subprocess.Popen([sys.executable, str(MEDUSA), "--no-history", "--format",
-                                f"json:{events_path}"], cwd=project, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 60
-        while not any(e["event"] == "result" for e in read_events(events_path)):
-            assert time.monotonic() < deadline and process.poll() is None, read_events(events_path)
-            time.sleep(0.1)
-        for session in psutil.Process(sshd.pid).children():
-            session.kill()
-        stdout, stderr = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            stop_medusa(process)
-    assert process.returncode == 1, stdout + stderr
-    finished = read_events(events_path)[-1]
-    ran = {e["file"] for e in read_events(events_path) if e["event"] == "file_complete"}
+    slow = _slow_files(6, 1.0)
+    project = write_project(tmp_path / "p", {**slow, "medusa/config.yml": "workers:\n"
+                                             + _ssh_worker(sshd, tmp_path / "remote", runners=1)})
+    code, output, events = _drop_the_connection_when(
+        project, sshd, lambda events: any(e["event"] == "result" for e in events))
+    assert code == 1, output
+    finished = events[-1]
+    ran = {e["file"] for e in events if e["event"] == "file_complete"}
     not_run = {n["file"]: n["reason"] for n in finished["not_run"]}
     assert ran | set(not_run) == set(slow) and not ran & set(not_run), (ran, not_run)
     assert any("worker 127.0.0.1 was lost" in r for r in not_run.values()), not_run
-    assert "files not run" in stdout.strip().splitlines()[-1], stdout
+    assert "files not run" in output.strip().splitlines()[-1], output
 
 
 def test_ad_hoc_ssh_workers_from_the_command_line_and_ssh_config(tmp_path, sshd):
