@@ -88,6 +88,7 @@ class WorkerState:
         default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace"))
     log_decoders: dict[int, codecs.IncrementalDecoder] = field(default_factory=dict)
     rootdir: str = ""             # its tree there (WorkerBegin), for coverage's paths
+    deaths: Counter[int] = field(default_factory=Counter)   # runner -> RunnerDied heard
 
     @property
     def name(self) -> str:
@@ -97,7 +98,6 @@ class WorkerState:
 @dataclass
 class RetryState:
     """A test that failed and ran again (--retries)."""
-    file: str
     last: list[messages.Result]                     # the results of its latest run
     attempts: list[messages.Attempt] = field(default_factory=list)  # its failed runs
 
@@ -247,13 +247,16 @@ class Master:
         if self.settings.history and local_rootdir is not None:
             self.history_path = Path(local_rootdir) / history.HISTORY_FILE
             past = history.History.load(self.history_path)
-        self.scheduler = Scheduler(list(message.files), message.runners, past,
+        # the runners of all workers share the work; a worker not begun yet with auto
+        # runners is guessed to have as many as this one
+        runners = sum(spec.runners or message.runners for spec in self.settings.workers)
+        self.scheduler = Scheduler(list(message.files), runners, past,
                                    self.settings.failed_first, self.settings.split,
                                    self.settings.no_split)
         self.maxfail = message.maxfail if self.settings.maxfail is None else self.settings.maxfail
         if self.settings.dry_run:
             self.emit(events.Plan(tuple(self.scheduler.plan),
-                                  simulate(self.scheduler.plan, message.runners)))
+                                  simulate(self.scheduler.plan, runners)))
             self.scheduler.drop_queued()   # planned, not "not run"
             self.stop_everything("dry run")
 
@@ -325,7 +328,11 @@ class Master:
                         self.send(worker, messages.StopTests(reason))
 
     def on_file_complete(self, worker: WorkerState, message: messages.FileComplete) -> None:
-        unit = worker.in_flight.pop(message.runner)
+        unit = worker.in_flight.pop(message.runner, None)
+        if unit is None:   # work of a runner declared dead meanwhile: already listed
+            worker.waiting.append(message.runner)
+            self.hand_out_work()
+            return
         assert self.scheduler is not None
         self.scheduler.finished(unit)
         settled = self.settle(worker, message.runner, unit)
@@ -336,8 +343,9 @@ class Master:
             self.untimed_files.add(unit.file)
         elif unit.retry_of:
             # a retried test that did not run again (gone from the file): its last run counts
+            ran = worker.ran.get(message.runner, set())
             self.report_last_runs([t for t in unit.tests
-                                   if t not in settled and t not in unit.exclude])
+                                   if t not in settled and t not in ran and t not in unit.exclude])
         else:
             self.finished_parts.setdefault(unit.file, []).append((unit, message))
         self.counts["deselected"] += message.deselected
@@ -350,6 +358,7 @@ class Master:
         self.hand_out_work()
 
     def on_runner_died(self, worker: WorkerState, message: messages.RunnerDied) -> None:
+        worker.deaths[message.runner] += 1
         unit = worker.in_flight.get(message.runner)
         if message.runner in worker.waiting:
             worker.waiting.remove(message.runner)
@@ -367,6 +376,14 @@ class Master:
         if unit is None:
             return
         worker.in_flight.pop(message.runner)
+        if not message.file:   # it died before its file reached it: nothing of it ran
+            if self.stop_message:
+                self.give_up(unit, self.stop_message)
+            else:
+                assert self.scheduler is not None
+                self.scheduler.give_back(unit, unit)
+                self.hand_out_work()
+            return
         settled = self.settle(worker, message.runner, unit)
         if not message.test:   # it died outside a test (importing the file, say)
             self.give_up(unit.without(settled), what)
@@ -408,7 +425,7 @@ class Master:
             failed = [r for r in results if r.outcome in PROBLEMS]
             retries_left = state is None or len(state.attempts) < self.settings.retries
             if failed and retries_left and may_retry and not self.stop_message:
-                state = self.retries.setdefault(test, RetryState(unit.file, results))
+                state = self.retries.setdefault(test, RetryState(results))
                 state.last = results
                 state.attempts.append(_attempt(failed[0]))
                 again.append(test)
@@ -535,11 +552,12 @@ class Master:
                     worker.waiting.append(runner)
                     continue
                 if unit is None:
-                    self.send(worker, messages.NoMoreWork(runner))
+                    self.send(worker, messages.NoMoreWork(runner, worker.deaths[runner]))
                     continue
                 worker.in_flight[runner] = unit
                 worker.ran[runner] = set()
-                self.send(worker, messages.RunFile(runner, unit.file, unit.tests, unit.exclude))
+                self.send(worker, messages.RunFile(runner, unit.file, unit.tests, unit.exclude,
+                                                   worker.deaths[runner]))
                 self.emit(events.FileStarted(worker.name, runner, unit.file, unit.part,
                                              unit.parts, bool(unit.retry_of)))
 
@@ -562,6 +580,7 @@ class Master:
             if worker.ended:
                 continue
             if worker.target.exited():
+                self.drain(worker)   # what it sent before it exited still counts
                 self.worker_lost(worker, worker.target.exit_reason())
             elif worker.began and now - worker.last_heard > self.settings.worker_timeout:
                 silence = f"it said nothing for {self.settings.worker_timeout:g} s"
@@ -570,6 +589,17 @@ class Master:
             elif worker.conn is None and worker.target.launched is not None \
                     and now - worker.target.launched > CONNECT_SECONDS:
                 self.worker_lost(worker, f"it did not connect within {CONNECT_SECONDS:.0f} s")
+
+    def drain(self, worker: WorkerState) -> None:
+        """Read every message a worker's connection still holds (its last logs, coverage
+        data and Died come just before it exits)."""
+        while not worker.ended and worker.conn is not None:
+            try:
+                if not worker.conn.poll():
+                    return
+            except (OSError, ValueError):
+                return
+            self.receive(worker)
 
     def worker_lost(self, worker: WorkerState, reason: str, announce: bool = True) -> None:
         if worker.ended:
@@ -582,8 +612,11 @@ class Master:
         others = any(not w.ended and w is not worker for w in self.workers)
         for runner, unit in list(worker.in_flight.items()):
             self.settle(worker, runner, unit, may_retry=others)
-            if others and self.scheduler is not None:
-                self.scheduler.give_back(unit, unit.without(worker.ran.get(runner, set())))
+            rest = unit.without(worker.ran.get(runner, set()))
+            if self.stop_message:   # --maxfail was reached: nothing runs again
+                self.give_up(rest, f"{self.stop_message}; worker {worker.name} was lost")
+            elif others and self.scheduler is not None:
+                self.scheduler.give_back(unit, rest)
             else:
                 self.give_up(unit, f"worker {worker.name} was lost ({reason})")
         worker.in_flight.clear()
@@ -705,6 +738,10 @@ class Master:
             return "no worker started" if self.startup_failure is None else "the worker could not start"
         if not self.scheduler.files:
             return "no tests found"
+        if self.hook_failures:   # the tests may all have passed: say why the build failed
+            return "environment hook failed: " + ", ".join(
+                f"{h.hook} on {h.worker}" + ("" if h.runner is None else f"/{h.runner}")
+                for h in self.hook_failures)
         return ""
 
     def emit(self, event: object) -> None:

@@ -143,6 +143,9 @@ class RunFile:
     file: str
     tests: tuple[str, ...] = ()     # only these test ids (a part of a split file)
     exclude: tuple[str, ...] = ()   # all but these (the last part of a split file)
+    generation: int = 0   # which runner of that index it is for: the RunnerDied messages
+                          # the master had of it. A RunFile sent to a runner that died
+                          # meanwhile must not reach its replacement.
 
 
 @dataclass(frozen=True)
@@ -231,6 +234,7 @@ class NoMoreWork:
     """Master -> worker, the answer to a runner's RequestFile when the queue is empty:
     that runner ends its session now, while the others finish their last files."""
     runner: int
+    generation: int = 0   # as RunFile's
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,7 @@ class RunnerSlot:
     killed_for: str = ""      # why the worker killed it, if it did (besides --timeout)
     waiting: bool = False     # it asked for a file and has no answer yet
     stopping: bool = False    # it was told to end
+    generation: int = 0       # runners of this index that died before it
 
 
 def main(argv: list[str]) -> int:
@@ -208,7 +209,7 @@ class Worker:
         self.send(messages.InitializerEnd(self.cfg.worker))
         return True
 
-    def start_runner(self, index: int) -> None:
+    def start_runner(self, index: int, generation: int = 0) -> None:
         assert self.driver is not None
         stacks = os.path.join(self.scratch, f"runner-{index}.stacks") if self.cfg.timeout else ""
         if index not in self.logs:
@@ -222,7 +223,8 @@ class Worker:
         others = [self.master, *(c for slot in self.runners.values()
                                  for c in (slot.conn, slot.results))]
         pid, pipes = runner.fork(self.driver, identity, others, self.hooks)
-        self.runners[index] = RunnerSlot(index, pid, pipes.control, pipes.results, stacks)
+        self.runners[index] = RunnerSlot(index, pid, pipes.control, pipes.results, stacks,
+                                         generation=generation)
 
     # --- the event loop --------------------------------------------------------------------
 
@@ -262,16 +264,27 @@ class Worker:
             self.kill_runners()     # the master is gone: nobody wants our results
             raise SystemExit(2)
         if isinstance(message, messages.RunFile):
-            slot = self.runners[message.runner]
+            slot = self.current(message.runner, message.generation)
+            if slot is None:   # for a runner that died: the master gives its file to another
+                return
             slot.file, slot.waiting, slot.done = message.file, False, []
             transport.send(slot.conn, message)
         elif isinstance(message, messages.StopTests):
             self.stop_tests()
         elif isinstance(message, messages.NoMoreWork):
-            self.stop_runner(self.runners[message.runner])
+            slot = self.current(message.runner, message.generation)
+            if slot is not None:
+                self.stop_runner(slot)
         elif isinstance(message, messages.Shutdown):
             self.kill_runners()
             raise SystemExit(2)
+
+    def current(self, index: int, generation: int) -> RunnerSlot | None:
+        """The runner a message of the master is for, unless it died before it came (the
+        master counts the deaths it was told of: a message sent before it heard of one
+        is for the runner that died)."""
+        slot = self.runners.get(index)
+        return slot if slot is not None and slot.generation == generation else None
 
     def from_runner(self, slot: RunnerSlot) -> None:
         # its results written before this message go first
@@ -377,7 +390,7 @@ class Worker:
                                       _read(slot.stacks_file)))
         if replace:
             self.replacements += 1
-            self.start_runner(slot.index)
+            self.start_runner(slot.index, slot.generation + 1)
 
     def kill_runners(self) -> None:
         for slot in self.runners.values():

@@ -293,3 +293,4 @@ def test_a_replacement_runner_carries_nothing_of_its_predecessor(tmp_path):
     assert failure["runner"] == "local/0" and "ValueError: mine" in failure["longrepr"]
     assert "During handling" not in failure["longrepr"], failure["longrepr"]
     assert "EOFError" not in failure["longrepr"], failure["longrepr"]
+
