@@ -82,6 +82,15 @@ def _seconds(value: Any, root: Path) -> float | None:
     return number
 
 
+def _required(read: Callable[[Any, Path], Any]) -> Callable[[Any, Path], Any]:
+    """A key that has no "none": an empty value is a mistake, not "never"."""
+    def checked(value: Any, root: Path) -> Any:
+        if value is None:
+            raise ValueError("expected a value, got nothing")
+        return read(value, root)
+    return checked
+
+
 def _count(minimum: int) -> Callable[[Any, Path], int]:
     def read(value: Any, root: Path) -> int:
         number = _number(value, int, "a whole number")
@@ -343,7 +352,7 @@ KEYS = {key.name: key for key in (
     Key("max_host_runners", _count(1),
         "cap on the runners of all medusa builds on this machine together"),
     Key("timeout", _seconds, "seconds a test may run before it is stopped (default: none)"),
-    Key("worker_timeout", _seconds, "seconds of silence after which a worker is lost"),
+    Key("worker_timeout", _required(_seconds), "seconds of silence after which a worker is lost"),
     Key("retries", _count(0), "times a failed test runs again; a pass then is flaky"),
     Key("maxfail", _count(0), "stop after this many failures (0: never; as pytest --maxfail)"),
     Key("max_replacements", _count(0),

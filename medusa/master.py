@@ -214,7 +214,7 @@ class Master:
             self.settings.paths, self.settings.framework_args, env=self.settings.env,
             max_host_runners=self.settings.max_host_runners, timeout=self.settings.timeout,
             max_replacements=self.settings.max_replacements,
-            environment=self.settings.environment,
+            environment=_in_tree(self.settings.environment, self.settings.cwd),
             driver_options=self.settings.driver_options,
             log_level=self.settings.log_level, sample_every=self.settings.sample_every,
             artifact_limit=self.settings.artifact_limit, coverage=self.settings.coverage,
@@ -754,6 +754,15 @@ def _without_report_dir(spec: WorkerSpec, settings: BuildSettings) -> WorkerSpec
     if inside.startswith(".."):
         return spec
     return dataclasses.replace(spec, exclude=(*spec.exclude, inside.replace(os.sep, "/") + "/*"))
+
+
+def _in_tree(path: str, root: str) -> str:
+    """A file of the project as every worker can find it: relative to the tree it runs in
+    (the same here and, synced, on an ssh worker's host); a file outside stays absolute."""
+    if not path:
+        return path
+    relative = os.path.relpath(path, root)
+    return path if relative.startswith("..") else relative
 
 
 def _attempt(result: messages.Result) -> messages.Attempt:

@@ -400,3 +400,9 @@ def test_the_command_driver_from_the_config_file(tmp_path):
     run = run_medusa(project, runners=2)
     assert run.exit_code == 1, run
     assert run.outcomes == [("checks/bad.sh", "failed"), ("checks/ok.sh", "passed")], run
+
+
+def test_an_empty_worker_timeout_is_a_mistake_not_never(tmp_path):
+    assert _error(tmp_path, "worker_timeout:\n") == \
+        "medusa/config.yml, line 1: worker_timeout: expected a value, got nothing"
+    assert _load(tmp_path, "timeout:\n") == {"timeout": None}   # no per-test limit

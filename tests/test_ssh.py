@@ -109,6 +109,33 @@ def test_only_ssh_workers_and_a_second_sync_sends_only_changes(tmp_path, sshd):
     assert not (remote / "notes/big.txt").exists()
 
 
+def test_environment_hooks_run_on_the_ssh_worker_too(tmp_path, sshd):
+    remote = tmp_path / "remote"
+    project = write_project(tmp_path / "p", {
+        "tests/test_hooked.py": """
+            import os
+
+            def test_hooked():
+                assert os.environ["SET_BY_HOOK"] == "runner-" + os.environ["MEDUSA_RUNNER"]
+                print("ran in", os.getcwd())
+        """,
+        "medusa/environment.py": """
+            import os
+
+            def setup_runner(ctx):
+                os.environ["SET_BY_HOOK"] = f"runner-{ctx.runner}"
+                print("hooked", ctx.worker, ctx.runner, os.getcwd())
+        """,
+        "medusa/config.yml": "workers:\n" + _ssh_worker(sshd, remote),
+    })
+    done, events = _run(project, sshd)
+    assert done.returncode == 0, done
+    assert _outcomes(events) == [("tests/test_hooked.py::test_hooked", "passed")]
+    outputs = [e["text"] for e in events if e["event"] == "initializer_output"]
+    # the hooks file of the synced tree, loaded there
+    assert any(f"hooked 127.0.0.1 0 {remote}" in text for text in outputs), events
+
+
 def test_setup_commands_run_there_and_their_output_is_reported(tmp_path, sshd):
     remote = tmp_path / "remote"
     project = write_project(tmp_path / "p", {**PROJECT, "medusa/config.yml": "workers:\n"
