@@ -7,7 +7,9 @@ artifacts and coverage land on the master, from every worker, local or remote.
       coverage/                         the runners' coverage data, combined (--cov)
 
 A build starts by removing what an earlier build left in these three (and nothing else:
-a JSON log may live there too). A part is made only when something goes in it.
+a JSON log may live there too). A part is made only when something goes in it, with a
+marker file in it: a folder of that name that medusa did not make is never removed (the
+build refuses such a report folder before it starts).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import shutil
 from medusa import artifacts
 
 PARTS = ("logs", "artifacts", "coverage")
+MARKER = ".made-by-medusa"
 
 
 class ReportFolder:
@@ -35,10 +38,28 @@ class ReportFolder:
             raise OSError(f"{existing} is not a folder")
         if not os.access(existing, os.W_OK | os.X_OK):
             raise PermissionError(f"cannot write in {existing}")
+        for part in PARTS:
+            path = os.path.join(self.root, part)
+            if os.path.exists(path) and not os.path.exists(os.path.join(path, MARKER)):
+                raise FileExistsError(f"{path} exists and is not medusa's (a build empties "
+                                      "its logs/, artifacts/ and coverage/): choose another "
+                                      "report folder")
 
     def clear(self) -> None:
         for part in PARTS:
-            shutil.rmtree(os.path.join(self.root, part), ignore_errors=True)
+            path = os.path.join(self.root, part)
+            if os.path.exists(os.path.join(path, MARKER)):
+                shutil.rmtree(path, ignore_errors=True)
+
+    def _part(self, part: str) -> str:
+        """The part's folder, made (with its marker) the first time something goes in."""
+        path = os.path.join(self.root, part)
+        marker = os.path.join(path, MARKER)
+        if not os.path.exists(marker):
+            os.makedirs(path, exist_ok=True)
+            with open(marker, "w"):
+                pass
+        return path
 
     def log_path(self, worker: str, runner: int) -> str:
         return os.path.join(self.root, "logs", worker_folder(worker), f"{runner}.log")
@@ -46,6 +67,7 @@ class ReportFolder:
     def write_log(self, worker: str, runner: int, offset: int, data: bytes) -> None:
         key = (worker, runner)
         if key not in self.open_logs:
+            self._part("logs")
             path = self.log_path(worker, runner)
             os.makedirs(os.path.dirname(path), exist_ok=True)
             self.open_logs[key] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -56,6 +78,7 @@ class ReportFolder:
         safe = artifacts.safe_name(name)
         if safe is None:
             return
+        self._part("artifacts")
         path = os.path.join(self.artifact_dir(worker, runner, test), *safe.split("/"))
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "r+b" if offset else "wb") as out:
@@ -84,9 +107,7 @@ class ReportFolder:
                      if artifacts.safe_name(n) is not None)
 
     def coverage_dir(self) -> str:
-        path = os.path.join(self.root, "coverage")
-        os.makedirs(path, exist_ok=True)
-        return path
+        return self._part("coverage")
 
     def close(self) -> None:
         for fd in self.open_logs.values():

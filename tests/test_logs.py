@@ -128,6 +128,7 @@ def test_a_new_build_starts_a_clean_report_folder_but_keeps_other_files(tmp_path
     folder = tmp_path / "elsewhere"
     (folder / "logs" / "old").mkdir(parents=True)
     (folder / "logs" / "old" / "0.log").write_text("from an earlier build")
+    (folder / "logs" / ".made-by-medusa").write_text("")   # as that build left it
     (folder / "events.jsonl").write_text("kept")
     run = run_medusa(project, "--no-history", "--report-dir", str(folder), runners=1,
                      pytest_args=["-s"])
@@ -171,3 +172,19 @@ def test_report_folder_settings_are_checked_in_the_config_file(tmp_path):
             "tests/test_p.py": "def test_p():\n    pass\n", "medusa/config.yml": text})
         run = run_medusa(project, runners=1)
         assert run.exit_code == 4 and expected in run.stderr, (text, run)
+
+
+def test_a_report_folder_holding_someone_elses_logs_is_refused_and_left_alone(tmp_path):
+    """`--report-dir .` in a project that has a logs/ folder of its own: medusa empties
+    only parts it made, so it refuses to start rather than delete the project's files."""
+    project = write_project(tmp_path / "p", {"tests/test_a.py": "def test_a():\n    print('x')\n",
+                                             "logs/keep.txt": "mine\n"})
+    run = run_medusa(project, "--report-dir", ".", runners=1)
+    assert run.exit_code == 4, run
+    assert "logs exists and is not medusa's" in run.stderr, run
+    assert (project / "logs/keep.txt").read_text() == "mine\n"
+    # medusa's own parts are recognised and emptied from build to build
+    for _ in range(2):
+        run = run_medusa(project, "--report-dir", "report", runners=1, pytest_args=["-s"])
+        assert run.exit_code == 0, run
+    assert sorted(p.name for p in (project / "report/logs/local").iterdir()) == ["0.log"]
