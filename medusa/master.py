@@ -503,11 +503,7 @@ class Master:
         self.emit(message)
 
     def on_coverage_file(self, worker: WorkerState, message: messages.CoverageFile) -> None:
-        parts = os.path.join(self.folder.coverage_dir(), "parts")
-        os.makedirs(parts, exist_ok=True)
-        name = f"{coverage_support.DATA_NAME}.{worker.name}.{os.path.basename(message.name)}"
-        with open(os.path.join(parts, name), "wb") as out:
-            out.write(message.data)
+        self.store(self.folder.write_coverage_part, worker.name, message.name, message.data)
         local = worker.target.local_path(message.rootdir)
         if local is not None:
             self.coverage_roots.append((local, message.rootdir))

@@ -17,6 +17,7 @@ import os
 import shutil
 
 from medusa import artifacts
+from medusa.coverage_support import DATA_NAME
 
 PARTS = ("logs", "artifacts", "coverage")
 MARKER = ".made-by-medusa"
@@ -105,6 +106,14 @@ class ReportFolder:
             return ()
         return tuple(os.path.join(folder, *n.split("/")) for n in names
                      if artifacts.safe_name(n) is not None)
+
+    def write_coverage_part(self, worker: str, name: str, data: bytes) -> None:
+        """A runner's coverage data file, named so that coverage's combine finds it."""
+        parts = os.path.join(self.coverage_dir(), "parts")
+        os.makedirs(parts, exist_ok=True)
+        path = os.path.join(parts, f"{DATA_NAME}.{worker_folder(worker)}.{os.path.basename(name)}")
+        with open(path, "wb") as out:
+            out.write(data)
 
     def coverage_dir(self) -> str:
         return self._part("coverage")

@@ -66,3 +66,12 @@ def own_runner_pool(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.Te
     (or of the medusa that may be running this suite) must not make them wait."""
     monkeypatch.setenv("MEDUSA_GOVERNOR_DIR", str(tmp_path_factory.mktemp("governor")))
     monkeypatch.delenv("MEDUSA_MAX_HOST_RUNNERS", raising=False)
+
+
+@pytest.fixture
+def sshd(tmp_path, no_leftover_processes):
+    """A real OpenSSH server on 127.0.0.1 for this test (sshd.py)."""
+    from sshd import start_sshd, stop_sshd
+    server, process = start_sshd(tmp_path / "sshd", no_leftover_processes)
+    yield server
+    stop_sshd(process)

@@ -11,7 +11,7 @@ from urllib.parse import unquote
 
 from helpers import run_medusa, write_project
 from test_html_report import browser  # noqa: F401  (a fixture)
-from test_ssh import _run, _ssh_worker, sshd  # noqa: F401  (a fixture)
+from test_ssh import _run, _ssh_worker
 
 LIMIT = 2_000_000
 
@@ -92,7 +92,7 @@ def _check(events: list[dict], project: Path) -> None:
     assert b"artifact huge.bin of tests/test_art.py::test_over_the_limit[small] not shipped" in logs
 
 
-def test_artifacts_arrive_whole_and_are_listed_everywhere(tmp_path, browser):  # noqa: F811
+def test_artifacts_arrive_whole_and_are_listed_everywhere(tmp_path, browser):
     project = write_project(tmp_path / "p", PROJECT)
     junit, html = tmp_path / "out" / "junit.xml", tmp_path / "out" / "report.html"
     run = run_medusa(project, "--format", f"junit:{junit}", "--format", f"html:{html}")
@@ -123,7 +123,7 @@ def test_artifacts_arrive_whole_and_are_listed_everywhere(tmp_path, browser):  #
     assert (html.parent / unquote(log_link)).resolve().is_file()
 
 
-def test_artifacts_of_an_ssh_worker_arrive_whole(tmp_path, sshd):  # noqa: F811
+def test_artifacts_of_an_ssh_worker_arrive_whole(tmp_path, sshd):
     remote = tmp_path / "remote"
     project = write_project(tmp_path / "p", {
         **PROJECT, "medusa/config.yml": PROJECT["medusa/config.yml"] + "workers:\n"

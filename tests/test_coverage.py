@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from helpers import _environment, run_medusa, write_project
-from test_ssh import _run, _ssh_worker, sshd  # noqa: F401  (a fixture)
+from test_ssh import _run, _ssh_worker
 
 PROJECT = {
     "pytest.ini": "[pytest]\npythonpath = .\ntestpaths = tests\n",
@@ -125,7 +125,7 @@ def test_combined_coverage_equals_serial_coverage(tmp_path, source):
     assert not any("medusa/" in f for f in medusa["files"]), medusa["files"].keys()
 
 
-def test_remote_coverage_is_remapped_to_the_local_tree(tmp_path, sshd):  # noqa: F811
+def test_remote_coverage_is_remapped_to_the_local_tree(tmp_path, sshd):
     remote = tmp_path / "remote"
     project = write_project(tmp_path / "p", {
         **PROJECT, "medusa/config.yml": "history: false\ncoverage: [pkg]\ncoverage_report: "

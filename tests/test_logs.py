@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from helpers import run_medusa, write_project
-from test_ssh import _run, _ssh_worker, sshd  # noqa: F401  (a fixture)
+from test_ssh import _run, _ssh_worker
 
 # Each test writes bytes that say which test wrote them; test_big writes every byte
 # value (not UTF-8) and more than one log chunk (logs.CHUNK_BYTES), in pieces.
@@ -138,7 +138,7 @@ def test_a_new_build_starts_a_clean_report_folder_but_keeps_other_files(tmp_path
     assert (folder / "logs/local/0.log").read_text() == "printed\n"
 
 
-def test_logs_of_an_ssh_worker_arrive_whole(tmp_path, sshd):  # noqa: F811
+def test_logs_of_an_ssh_worker_arrive_whole(tmp_path, sshd):
     remote = tmp_path / "remote"
     project = write_project(tmp_path / "p", {
         **PROJECT, "medusa/config.yml": "framework_args: -s\nhistory: false\nworkers:\n"

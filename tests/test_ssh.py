@@ -12,11 +12,9 @@ import time
 from pathlib import Path
 
 import psutil
-import pytest
 
-from helpers import MEDUSA, _environment, read_events, serial_outcomes, start_medusa, \
-    stop_medusa, write_project
-from sshd import start_sshd, stop_sshd
+from helpers import MEDUSA, _environment, read_events, serial_outcomes, stop_medusa, \
+    write_project
 
 PROJECT = {
     "tests/test_where.py": """
@@ -41,13 +39,6 @@ PROJECT = {
             pass
     """ for n in range(6)},
 }
-
-
-@pytest.fixture
-def sshd(tmp_path, no_leftover_processes):
-    server, process = start_sshd(tmp_path / "sshd", no_leftover_processes)
-    yield server
-    stop_sshd(process)
 
 
 def _ssh_worker(server, remote: Path, **extra) -> str:
