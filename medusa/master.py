@@ -419,6 +419,10 @@ class Master:
         """The unit on `runner` ended: each test held back either runs again or is
         reported. Returns the tests it decided on."""
         held = worker.held.pop(runner, {})
+        if unit.retry_of:
+            # a framework that cannot select the retried id alone (a unittest subtest or
+            # class fixture) runs its whole test or class: the others were reported already
+            held = {test: results for test, results in held.items() if test in unit.tests}
         again: list[str] = []
         for test, results in held.items():
             state = self.retries.get(test)

@@ -36,8 +36,15 @@ class Selection:
     exclude: frozenset[str] = frozenset()
 
     @classmethod
-    def of(cls, work: RunFile, base: Callable[[str], str] = lambda test: test) -> Selection:
-        return cls(frozenset(work.tests), frozenset(base(test) for test in work.exclude))
+    def of(cls, work: RunFile, base: Callable[[str], str] = lambda test: test,
+           wanted: Callable[[str], str] = lambda test: test) -> Selection:
+        """`wanted` maps an id asked for (a retry's) to what the framework can select: a
+        subtest to its test, a class fixture to its class; an id that maps to the file
+        itself (a module fixture) asks for the whole file."""
+        tests = frozenset(wanted(test) for test in work.tests)
+        if any("::" not in test for test in tests):
+            tests = frozenset()
+        return cls(tests, frozenset(base(test) for test in work.exclude))
 
     @property
     def everything(self) -> bool:

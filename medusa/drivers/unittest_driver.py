@@ -147,7 +147,7 @@ class UnittestDriver:
     def run_unit(self, channel: Channel, work: RunFile) -> None:
         started = time.perf_counter()
         unit = self.units[work.file]
-        selection = Selection.of(work, base=base_test)
+        selection = Selection.of(work, base=base_test, wanted=selectable)
         if "::" in work.file and not selection.tests:
             selection = dataclasses.replace(selection, tests=frozenset({work.file}))
         report = Reporter(channel, work.file, unit, self.rootdir, selection)
@@ -428,6 +428,18 @@ def base_test(test_id: str) -> str:
     """The test a result belongs to: a subtest's id is its test's and a description after
     a space (Python names have no spaces)."""
     return test_id.split(" ", 1)[0]
+
+
+def selectable(test_id: str) -> str:
+    """What runs a result's id again: a subtest's test, a class fixture's class, a module
+    fixture's module (its file)."""
+    test = base_test(test_id)
+    head, _, last = test.rpartition("::")
+    if last in ("setUpClass", "tearDownClass"):
+        return head
+    if last in ("setUpModule", "tearDownModule"):
+        return head.split("::")[0]
+    return test
 
 
 def _is_stand_in(test: object) -> bool:
