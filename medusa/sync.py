@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import posixpath
 import stat
 import subprocess
@@ -42,8 +43,9 @@ def _files(count: int) -> str:
     return f"{count} file" + ("" if count == 1 else "s")
 
 
-def local_files(root: Path, exclude: tuple[str, ...] = ()) -> dict[str, tuple[int, int, int]]:
-    """Relative path -> (size, mtime in ns, permission bits) of what is to be sent."""
+def local_files(root: Path, exclude: tuple[str, ...] = ()) -> dict[str, tuple[Any, ...]]:
+    """Relative path -> (size, mtime in ns, permission bits) of what is to be sent, or
+    ("link", target) for a symbolic link (made again there, pointing as it points here)."""
     patterns = ALWAYS_EXCLUDED + tuple(exclude)
     files = {}
     for relative in _candidates(root):
@@ -55,6 +57,8 @@ def local_files(root: Path, exclude: tuple[str, ...] = ()) -> dict[str, tuple[in
             continue
         if stat.S_ISREG(info.st_mode):
             files[relative] = (info.st_size, info.st_mtime_ns, stat.S_IMODE(info.st_mode))
+        elif stat.S_ISLNK(info.st_mode):
+            files[relative] = ("link", os.readlink(root / relative))
     return files
 
 
@@ -65,11 +69,17 @@ def sync(sftp: Any, root: Path, remote_dir: str, exclude: tuple[str, ...] = ()) 
     before = _read_manifest(sftp, remote_dir)
     made: set[str] = {remote_dir}
     sent = sent_bytes = 0
-    for relative, (size, mtime_ns, mode) in sorted(wanted.items()):
-        if before.get(relative) == [size, mtime_ns, mode]:
+    for relative, entry in sorted(wanted.items()):
+        if before.get(relative) == list(entry):
             continue
         target = posixpath.join(remote_dir, relative)
         _makedirs(sftp, posixpath.dirname(target), made)
+        if entry[0] == "link":
+            _remove(sftp, target)
+            sftp.symlink(entry[1], target)
+            sent += 1
+            continue
+        size, mtime_ns, mode = entry
         sftp.put(str(root / relative), target)
         sftp.chmod(target, mode)
         sftp.utime(target, (mtime_ns / 1e9, mtime_ns / 1e9))
@@ -77,13 +87,17 @@ def sync(sftp: Any, root: Path, remote_dir: str, exclude: tuple[str, ...] = ()) 
         sent_bytes += size
     removed = 0
     for relative in sorted(set(before) - set(wanted)):
-        try:
-            sftp.remove(posixpath.join(remote_dir, relative))
-            removed += 1
-        except OSError:
-            pass
+        removed += _remove(sftp, posixpath.join(remote_dir, relative))
     _write_manifest(sftp, remote_dir, wanted)
     return SyncResult(sent, removed, len(wanted) - sent, sent_bytes)
+
+
+def _remove(sftp: Any, path: str) -> int:
+    try:
+        sftp.remove(path)
+        return 1
+    except OSError:
+        return 0
 
 
 def _candidates(root: Path) -> list[str]:
@@ -92,7 +106,8 @@ def _candidates(root: Path) -> list[str]:
                                  "--exclude-standard"], cwd=root, capture_output=True,
                                 timeout=60, check=True).stdout
     except (OSError, subprocess.SubprocessError):   # not a checkout, or no git
-        return [str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()]
+        return [str(p.relative_to(root)) for p in root.rglob("*")
+                if p.is_file() or p.is_symlink()]
     return [name for name in listed.decode("utf-8", "surrogateescape").split("\0") if name]
 
 
@@ -125,7 +140,7 @@ def _read_manifest(sftp: Any, remote_dir: str) -> dict[str, list[int]]:
     return data if isinstance(data, dict) else {}
 
 
-def _write_manifest(sftp: Any, remote_dir: str, files: dict[str, tuple[int, int, int]]) -> None:
+def _write_manifest(sftp: Any, remote_dir: str, files: dict[str, tuple[Any, ...]]) -> None:
     final = posixpath.join(remote_dir, MANIFEST)
     partial = final + ".partial"
     with sftp.open(partial, "w") as manifest:

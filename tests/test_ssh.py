@@ -127,6 +127,27 @@ def test_environment_hooks_run_on_the_ssh_worker_too(tmp_path, sshd):
     assert any(f"hooked 127.0.0.1 0 {remote}" in text for text in outputs), events
 
 
+def test_symbolic_links_are_made_again_there(tmp_path, sshd):
+    remote = tmp_path / "remote"
+    project = write_project(tmp_path / "p", {
+        "shared/common.py": "VALUE = 42\n",
+        "tests/test_link.py": """
+            import os, sys
+            sys.path.insert(0, os.path.dirname(__file__))
+            from common import VALUE
+
+            def test_link():
+                assert VALUE == 42
+        """,
+        "medusa/config.yml": "workers:\n" + _ssh_worker(sshd, remote),
+    })
+    os.symlink("../shared/common.py", project / "tests" / "common.py")
+    done, events = _run(project, sshd)
+    assert done.returncode == 0, done
+    assert os.readlink(remote / "tests" / "common.py") == "../shared/common.py"
+    assert _outcomes(events) == [("tests/test_link.py::test_link", "passed")]
+
+
 def test_setup_commands_run_there_and_their_output_is_reported(tmp_path, sshd):
     remote = tmp_path / "remote"
     project = write_project(tmp_path / "p", {**PROJECT, "medusa/config.yml": "workers:\n"

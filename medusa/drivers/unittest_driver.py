@@ -190,6 +190,8 @@ class UnittestDriver:
         """Run the unit's suite; returns how many of its tests ran."""
         result = Result(report, buffer=self.options.buffer, tb_locals=self.options.tb_locals)
         self.result = result
+        if self.stopping:   # the stop came while the module was imported
+            result.stop()
         with warnings.catch_warnings():
             if not sys.warnoptions:   # as unittest's runner: show each warning once
                 warnings.simplefilter("default")
