@@ -55,8 +55,9 @@ def run(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int, fl
     events.unlink(missing_ok=True)
     started_wall = time.time()
     started = time.perf_counter()
-    done = subprocess.run([*argv, "--format", f"json:{events}"], cwd=cwd, env=env,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    is_medusa = str(MEDUSA) in argv   # only medusa writes the JSON log
+    done = subprocess.run([*argv, *(["--format", f"json:{events}"] if is_medusa else [])],
+                          cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     seconds = time.perf_counter() - started
     first = None
     for line in events.read_text().splitlines() if events.exists() else []:

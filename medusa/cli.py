@@ -28,6 +28,9 @@ INTERNAL_ERROR_TEXT = "medusa: internal error (a bug in medusa; please report it
 USAGE = ("medusa [PATHS...] [--local N|auto] [--format NAME[:PATH]]... [--config FILE] "
          "[-- FRAMEWORK ARGS]")
 COMMAND_LINE = "command line"
+# the defaults of the keys that are not BuildSettings fields, as `medusa config` shows them
+NOT_SETTINGS = {"ci": "auto ($MEDUSA_CI, else found from the environment)",
+                "junit_suites": "file"}
 
 
 class UsageError(Exception):
@@ -331,7 +334,7 @@ def describe(settings: BuildSettings, values: dict[str, Value],
         if key in values:
             value, source = values[key].value, values[key].source
         else:
-            value, source = getattr(settings, key, ()), "default"
+            value, source = getattr(settings, key, NOT_SETTINGS.get(key, ())), "default"
             if key == "environment" and value:
                 source = "found beside the config"
         lines.append(f"{key:<17} {_show(value):<40} # {source}")

@@ -356,7 +356,8 @@ KEYS = {key.name: key for key in (
     Key("retries", _count(0), "times a failed test runs again; a pass then is flaky"),
     Key("maxfail", _count(0), "stop after this many failures (0: never; as pytest --maxfail)"),
     Key("max_replacements", _count(0),
-        "runners a worker may replace per runner slot before it gives up (a crash loop)"),
+        "a worker replaces runners that die up to this many times its number of runners "
+        "(a crash loop ends there)"),
     Key("history", _flag, "read and write the timing history in .medusa/"),
     Key("failed_first", _flag, "run the files that failed last time first"),
     Key("split", _flag, "split a file longer than one runner's share between runners"),

@@ -650,7 +650,9 @@ class Master:
             self.report_last_runs([t for t in unit.tests if t not in unit.exclude])
             return
         where = f" ({part_name(unit.part, unit.parts)})" if unit.parts > 1 else ""
-        self.not_run.append(events.NotRun(unit.file, reason + where))
+        not_run = events.NotRun(unit.file, reason + where)
+        self.not_run.append(not_run)
+        self.emit(not_run)   # as it happens (a CI server shows it at once); again at the end
 
     # --- the end ---------------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ from medusa.config import WorkerSpec
 CONNECT_TIMEOUT_SECONDS = 15.0
 # The remote worker, as the local one: the current folder must not be on sys.path (a
 # project's medusa/ config folder would shadow the medusa package).
-REMOTE_BOOT = ("import sys; sys.path.pop(0); import medusa.worker; "
+REMOTE_BOOT = ("import sys; sys.path[:] = [p for p in sys.path if p != '']; import medusa.worker; "
                "sys.exit(medusa.worker.main(sys.argv[1:]))")
 
 

@@ -24,11 +24,12 @@ from typing import IO
 
 import medusa
 
-# Started with `python -P -c`: like the `pytest` command, the worker must not have the
-# current directory on sys.path, or tests could import what plain pytest cannot. The
+# Like the `pytest` command, the worker must not have the current directory on sys.path
+# (`python -c` puts it first, as ''), or tests could import what plain pytest cannot. The
 # folder holding medusa is put on sys.path only for the import of medusa itself.
 _BOOT = (
-    "import sys; sys.path.append({where!r}); import medusa.worker; sys.path.remove({where!r}); "
+    "import sys; sys.path[:] = [p for p in sys.path if p != '']; "
+    "sys.path.append({where!r}); import medusa.worker; sys.path.remove({where!r}); "
     "sys.exit(medusa.worker.main(sys.argv[1:]))"
 )
 
@@ -44,7 +45,7 @@ class LocalWorker:
     def start(self, address: tuple[str, int], authkey: bytes, cwd: str) -> None:
         self.launched = time.monotonic()
         where = str(Path(medusa.__file__).resolve().parent.parent)
-        command = [sys.executable, "-P", "-c", _BOOT.format(where=where),
+        command = [sys.executable, "-c", _BOOT.format(where=where),
                    "--connect", f"{address[0]}:{address[1]}", "--name", self.name]
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, cwd=cwd,

@@ -56,8 +56,8 @@ GO_NOISE = ("FAIL", "PASS", "ok  ", "=== ", "--- ", "#", "exit status")
 
 @dataclass(frozen=True)
 class CommandSettings:
-    """Everything the command driver is told. The command line fills it now
-    (`--command`, `--units`, `--units-command`, `--junit-xml`); the config file will."""
+    """Everything the command driver is told: from the command line (`--command`,
+    `--units`, `--units-command`, `--junit-xml`) or the config file's `command_driver:`."""
     command: str = ""                  # template run per unit
     units: tuple[str, ...] = ()        # globs of units (files or folders), relative to rootdir
     units_command: str = ""            # prints the units, one per line
