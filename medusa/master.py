@@ -22,6 +22,7 @@ from medusa.config import WorkerSpec
 from medusa.probes import CommandProbe, CommandProbes
 from medusa.report_folder import ReportFolder
 from medusa.reporters import Reporters
+from medusa.retries import PROBLEMS, Retries
 from medusa.scheduler import Scheduler, Unit, part_name, simulate
 from medusa.ssh_target import SshWorker
 from medusa.targets import LocalWorker
@@ -29,7 +30,6 @@ from medusa.targets import LocalWorker
 # pytest's order of outcomes in its summary line
 OUTCOME_ORDER = ("failed", "passed", "skipped", "deselected", "xfailed", "xpassed",
                  "warnings", "error", "flaky")
-PROBLEMS = ("failed", "error")
 CONNECT_SECONDS = 60.0
 OUTPUT_TAIL_LINES = 40
 
@@ -79,8 +79,6 @@ class WorkerState:
     last_heard: float = 0.0
     in_flight: dict[int, Unit] = field(default_factory=dict)  # runner -> its work
     waiting: list[int] = field(default_factory=list)          # runners without work
-    # results held back until their unit ends: tests that failed and may be retried
-    held: dict[int, dict[str, list[messages.Result]]] = field(default_factory=dict)
     ran: dict[int, set[str]] = field(default_factory=dict)   # runner -> tests of its unit
                                                              # with results
     output_tail: deque[str] = field(default_factory=lambda: deque(maxlen=OUTPUT_TAIL_LINES))
@@ -93,13 +91,6 @@ class WorkerState:
     @property
     def name(self) -> str:
         return self.target.name
-
-
-@dataclass
-class RetryState:
-    """A test that failed and ran again (--retries)."""
-    last: list[messages.Result]                     # the results of its latest run
-    attempts: list[messages.Attempt] = field(default_factory=list)  # its failed runs
 
 
 class Master:
@@ -121,7 +112,7 @@ class Master:
         self.untimed_files: set[str] = set()   # a runner died in them: timings are partial
         self.import_warnings: dict[str, int] = {}
         self.collect_errors: set[tuple[str, str]] = set()
-        self.retries: dict[str, RetryState] = {}   # test id -> its runs so far
+        self.retries = Retries(settings.retries)
         self.counts: Counter[str] = Counter()
         self.not_run: list[events.NotRun] = []
         self.startup_failure: messages.WorkerStartupFailure | None = None
@@ -401,59 +392,32 @@ class Master:
             self.scheduler.give_back(unit, rest)
         self.hand_out_work()
 
-    # --- retries (--retries N) ---------------------------------------------------------------
+    # --- retries (--retries N; the policy is retries.py's) -------------------------------------
 
     def hold(self, worker: WorkerState, result: messages.Result) -> bool:
-        """With --retries, a unit's results wait for its end: a test that failed may run
-        again, and its results (a passing call, then a failing teardown) may come in two
-        batches, so its verdict waits for all of them."""
+        """With --retries, a unit's results wait for its end (retries.py says why)."""
         if not self.settings.retries or result.when == "collect" or self.stop_message:
             return False
         if result.runner not in worker.in_flight:   # the session's end, after its last unit
             return False
-        worker.held.setdefault(result.runner, {}).setdefault(result.test, []).append(result)
+        self.retries.hold((worker.name, result.runner), result)
         return True
 
     def settle(self, worker: WorkerState, runner: int, unit: Unit,
-               may_retry: bool = True) -> set[str]:
-        """The unit on `runner` ended: each test held back either runs again or is
-        reported. Returns the tests it decided on."""
-        held = worker.held.pop(runner, {})
-        if unit.retry_of:
-            # a framework that cannot select the retried id alone (a unittest subtest or
-            # class fixture) runs its whole test or class: the others were reported already
-            held = {test: results for test, results in held.items() if test in unit.tests}
-        again: list[str] = []
-        for test, results in held.items():
-            state = self.retries.get(test)
-            failed = [r for r in results if r.outcome in PROBLEMS]
-            retries_left = state is None or len(state.attempts) < self.settings.retries
-            if failed and retries_left and may_retry and not self.stop_message:
-                state = self.retries.setdefault(test, RetryState(results))
-                state.last = results
-                state.attempts.append(_attempt(failed[0]))
-                again.append(test)
-            else:
-                self.report_final(results, tuple(state.attempts) if state else ())
-        if again and self.scheduler is not None:
-            self.scheduler.retry(Unit(unit.file, tests=tuple(again),
-                                      retry_of=f"{worker.name}/{runner}"))
-        return set(held)
-
-    def report_final(self, results: list[messages.Result],
-                     earlier: tuple[messages.Attempt, ...]) -> None:
-        """A test's last run is its verdict; one that failed before and passed now is
-        flaky: neither passed nor failed."""
-        flaky = bool(earlier) and not any(r.outcome in PROBLEMS for r in results)
-        for result in results:
-            outcome = "flaky" if flaky and result.outcome == "passed" else result.outcome
-            self.report(dataclasses.replace(result, outcome=outcome, attempts=earlier))
+               may_retry: bool = True) -> frozenset[str]:
+        """The unit on `runner` ended: each test it held runs again or is reported.
+        Returns the tests it decided on."""
+        settled = self.retries.settle((worker.name, runner), unit,
+                                      may_retry and not self.stop_message)
+        for result in settled.verdicts:
+            self.report(result)
+        if settled.again is not None and self.scheduler is not None:
+            self.scheduler.retry(settled.again)
+        return settled.decided
 
     def report_last_runs(self, tests: list[str]) -> None:
-        """Retried tests whose retry will not run: their last (failed) run is the verdict."""
-        for test in tests:
-            state = self.retries[test]
-            self.report_final(state.last, tuple(state.attempts[:-1]))
+        for result in self.retries.last_runs(tests):
+            self.report(result)
 
     def on_stop_build(self, worker: WorkerState, message: messages.StopBuild) -> None:
         self.emit(message)
@@ -765,8 +729,3 @@ def _in_tree(path: str, root: str) -> str:
         return path
     relative = os.path.relpath(path, root)
     return path if relative.startswith("..") else relative
-
-
-def _attempt(result: messages.Result) -> messages.Attempt:
-    return messages.Attempt(result.outcome, result.when, result.duration, result.message,
-                            result.longrepr, result.worker, result.runner)

@@ -38,8 +38,7 @@ class Unit:
 
     @property
     def label(self) -> str:
-        label = file_label(self.file, self.part, self.parts)
-        return f"{label} [retry]" if self.retry_of else label
+        return file_label(self.file, self.part, self.parts)
 
     def without(self, tests: set[str]) -> Unit:
         """What is left of this unit once `tests` have run (maybe nothing)."""
