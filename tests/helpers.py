@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -315,3 +316,44 @@ def stop_medusa(process: subprocess.Popen) -> tuple[str, str]:
         except subprocess.TimeoutExpired:
             continue
     return "", ""
+
+
+def framework_environment() -> dict[str, str]:
+    """For a framework's own serial run (unittest, behave): nothing of ours, and no
+    PYTHONPATH, so that it imports what it would on a user's machine."""
+    environment = _environment(None)
+    environment.pop("PYTHONPATH", None)
+    return environment
+
+
+def run_on_a_terminal(project: Path, environ: dict[str, str], *args: str,
+                      timeout: float = 60.0) -> tuple[int, str]:
+    """Run medusa with its output on a pseudo-terminal; its exit code and what it wrote."""
+    import pty
+    import select
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen([sys.executable, str(MEDUSA), *args], cwd=project,
+                               stdin=subprocess.DEVNULL, stdout=terminal, stderr=terminal,
+                               env=environ)
+    os.close(terminal)
+    chunks = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([controller], [], [], 0.2)
+            if ready:
+                try:
+                    data = os.read(controller, 65536)
+                except OSError:   # the terminal's other side is closed: medusa ended
+                    break
+                if not data:
+                    break
+                chunks.append(data)
+            elif process.poll() is not None:
+                break
+        return process.wait(timeout=10), b"".join(chunks).decode(errors="replace")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(controller)

@@ -2,13 +2,10 @@
 from __future__ import annotations
 
 import os
-import pty
-import select
 import subprocess
 import sys
-import time
 
-from helpers import MEDUSA, write_project
+from helpers import MEDUSA, run_on_a_terminal, write_project
 
 PROJECT = {
     "tests/test_slow.py": """
@@ -27,40 +24,11 @@ PROJECT = {
 }
 
 
-def _run_on_a_terminal(project, env, timeout=60.0) -> tuple[int, str]:
-    controller, terminal = pty.openpty()
-    process = subprocess.Popen([sys.executable, str(MEDUSA), "--local", "2"], cwd=project,
-                               stdin=subprocess.DEVNULL, stdout=terminal, stderr=terminal,
-                               env=env)
-    os.close(terminal)
-    chunks = []
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([controller], [], [], 0.2)
-            if ready:
-                try:
-                    data = os.read(controller, 65536)
-                except OSError:   # the terminal's other side is closed: medusa ended
-                    break
-                if not data:
-                    break
-                chunks.append(data)
-            elif process.poll() is not None:
-                break
-        return process.wait(timeout=10), b"".join(chunks).decode(errors="replace")
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        os.close(controller)
-
-
 def test_a_terminal_gets_a_status_line_and_failures_as_they_happen(tmp_path):
     project = write_project(tmp_path / "p", PROJECT)
     env = {k: v for k, v in os.environ.items() if k not in ("CI", "TERM")}
     env["TERM"] = "xterm"
-    code, output = _run_on_a_terminal(project, env)
+    code, output = run_on_a_terminal(project, env, "--local", "2")
     assert code == 1, output
     # the status line redraws itself in place and names what a runner is running
     assert "\r" in output and "\x1b[K" in output, output

@@ -8,7 +8,6 @@ compares per scenario, with behave's summary line and exit code.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import MedusaRun, check_consistent, run_medusa, write_project
+from helpers import MedusaRun, check_consistent, framework_environment, run_medusa, write_project
 
 pytest.importorskip("behave", reason="the behave driver's tests need behave (the test extra)")
 
@@ -84,7 +83,7 @@ def behave_serial(project: Path, args: tuple[str, ...] = (), timeout: float = 12
     scratch = Path(tempfile.mkdtemp(prefix="medusa-behave-recorder-"))
     try:
         (scratch / "medusa_behave_recorder.py").write_text(RECORDER, encoding="utf-8")
-        env = {**_clean_environment(), "RECORD_OUT": str(scratch / "out.json"),
+        env = {**framework_environment(), "RECORD_OUT": str(scratch / "out.json"),
                "PYTHONPATH": str(scratch)}
         done = subprocess.run([sys.executable, "-m", "behave", "--no-color",
                                "-f", "medusa_behave_recorder:Recorder", *args],
@@ -129,14 +128,6 @@ def assert_same_as_behave(project: Path, *paths: str, args: tuple[str, ...] = ()
     assert run.exit_code == serial.exit_code, f"{run}\n{serial.output}"
     check_consistent(run)
     return run, serial
-
-
-def _clean_environment() -> dict[str, str]:
-    env = dict(os.environ)
-    for name in ("MEDUSA_WORKER", "MEDUSA_RUNNER", "MEDUSA_RUNNERS", "MEDUSA_RUN_ID",
-                 "PYTEST_ADDOPTS", "PYTEST_CURRENT_TEST", "PYTHONPATH"):
-        env.pop(name, None)
-    return env
 
 
 # --- the suite -------------------------------------------------------------------------------

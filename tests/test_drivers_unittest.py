@@ -9,7 +9,6 @@ Python without pytest, to show that nothing on the unittest path needs it.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -20,7 +19,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from helpers import MedusaRun, check_consistent, run_medusa, write_project
+from helpers import MedusaRun, check_consistent, framework_environment, run_medusa, write_project
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -128,7 +127,7 @@ def unittest_serial(project: Path, args: tuple[str, ...] = (), top: str | None =
     scratch = Path(tempfile.mkdtemp(prefix="medusa-unittest-recorder-"))
     try:
         (scratch / "record_unittest.py").write_text(RECORDER, encoding="utf-8")
-        env = {**_clean_environment(), "RECORD_OUT": str(scratch / "out.json"),
+        env = {**framework_environment(), "RECORD_OUT": str(scratch / "out.json"),
                "RECORD_TOP": str(project / (top or "."))}
         # `python -m unittest` has the current folder first on sys.path: so does the script
         env["PYTHONPATH"] = str(project)
@@ -145,7 +144,7 @@ def unittest_serial(project: Path, args: tuple[str, ...] = (), top: str | None =
 def plain_unittest_summary(project: Path, args: tuple[str, ...] = ()) -> str:
     """The last line of `python -m unittest ARGS`: "FAILED (failures=2, errors=1, ...)"."""
     done = subprocess.run([sys.executable, "-m", "unittest", *args], cwd=project,
-                          capture_output=True, text=True, env=_clean_environment(), timeout=120)
+                          capture_output=True, text=True, env=framework_environment(), timeout=120)
     return [line for line in done.stderr.splitlines() if line.strip()][-1]
 
 
@@ -188,14 +187,6 @@ def assert_same_as_unittest(project: Path, *paths: str, args: tuple[str, ...] = 
     assert run.exit_code == serial.exit_code, f"{run}\n{serial.output}"
     check_consistent(run)
     return run, serial
-
-
-def _clean_environment() -> dict[str, str]:
-    env = dict(os.environ)
-    for name in ("MEDUSA_WORKER", "MEDUSA_RUNNER", "MEDUSA_RUNNERS", "MEDUSA_RUN_ID",
-                 "PYTEST_ADDOPTS", "PYTEST_CURRENT_TEST", "PYTHONPATH"):
-        env.pop(name, None)
-    return env
 
 
 # --- the suites ----------------------------------------------------------------------------
@@ -679,7 +670,7 @@ def test_a_project_runs_where_pytest_is_not_installed(tmp_path):
         """,
     })
     events = tmp_path / "events.jsonl"
-    env = {**_clean_environment(), "PYTHONNOUSERSITE": "1"}
+    env = {**framework_environment(), "PYTHONNOUSERSITE": "1"}
     done = subprocess.run([str(python), str(REPO / "bin" / "medusa"), "--local", "2",
                            "--format", f"json:{events}"], cwd=project, capture_output=True,
                           text=True, env=env, timeout=120)

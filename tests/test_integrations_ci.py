@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import io
 import os
-import pty
-import select
-import subprocess
-import sys
-import time
 
 import pytest
 
-from helpers import MEDUSA, run_medusa, write_project
+from helpers import run_medusa, run_on_a_terminal, write_project
 from integrations_support import need, teamcity_messages, teamcity_runs, workflow_commands
 from medusa.integrations import ci
 
@@ -150,44 +145,13 @@ def test_an_unknown_ci_name_is_a_usage_error(tmp_path):
     assert run.exit_code == 4 and "travis" in run.stderr, run
 
 
-def _on_a_terminal(project, environ: dict[str, str], timeout: float = 60.0) -> str:
-    """What medusa writes to a pseudo-terminal, as a CI server that allocates one gets it."""
-    controller, terminal = pty.openpty()
-    process = subprocess.Popen([sys.executable, str(MEDUSA), "--local", "2", "--no-history"],
-                               cwd=project,
-                               stdin=subprocess.DEVNULL, stdout=terminal, stderr=terminal,
-                               env=environ)
-    os.close(terminal)
-    chunks = []
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([controller], [], [], 0.2)
-            if ready:
-                try:
-                    data = os.read(controller, 65536)
-                except OSError:
-                    break
-                if not data:
-                    break
-                chunks.append(data)
-            elif process.poll() is not None:
-                break
-        process.wait(timeout=10)
-        return b"".join(chunks).decode(errors="replace")
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        os.close(controller)
-
-
 def test_on_ci_the_console_is_plain_even_on_a_terminal(tmp_path):
     project = write_project(tmp_path / "p", SIMPLE)
     environ = {k: v for k, v in os.environ.items() if k not in ("CI", "TERM")}
     environ.update(BLANK, TERM="xterm", MEDUSA_CI="auto")
     # on a terminal, without CI, the status line is redrawn in place...
-    assert "\x1b[K" in _on_a_terminal(project, environ)
+    assert "\x1b[K" in run_on_a_terminal(project, environ, "--local", "2", "--no-history")[1]
     # ...on Jenkins it is not: one plain line per file
-    output = _on_a_terminal(project, {**environ, "JENKINS_URL": "http://jenkins:8080/"})
+    output = run_on_a_terminal(project, {**environ, "JENKINS_URL": "http://jenkins:8080/"},
+                               "--local", "2", "--no-history")[1]
     assert "\x1b[K" not in output and "tests/test_a.py .F" in output, output
