@@ -263,21 +263,30 @@ class Worker:
         except (EOFError, OSError):
             self.kill_runners()     # the master is gone: nobody wants our results
             raise SystemExit(2)
-        if isinstance(message, messages.RunFile):
-            slot = self.current(message.runner, message.generation)
-            if slot is None:   # for a runner that died: the master gives its file to another
-                return
-            slot.file, slot.waiting, slot.done = message.file, False, []
-            transport.send(slot.conn, message)
-        elif isinstance(message, messages.StopTests):
-            self.stop_tests()
-        elif isinstance(message, messages.NoMoreWork):
-            slot = self.current(message.runner, message.generation)
-            if slot is not None:
-                self.stop_runner(slot)
-        elif isinstance(message, messages.Shutdown):
-            self.kill_runners()
-            raise SystemExit(2)
+        # one method per message, named as the master names its handlers
+        handler = getattr(self, "on_" + messages.event_name(message), None)
+        if handler is None:
+            raise RuntimeError(f"unexpected message from the master: {message!r}")
+        handler(message)
+
+    def on_run_file(self, message: messages.RunFile) -> None:
+        slot = self.current(message.runner, message.generation)
+        if slot is None:   # for a runner that died: the master gives its file to another
+            return
+        slot.file, slot.waiting, slot.done = message.file, False, []
+        transport.send(slot.conn, message)
+
+    def on_stop_tests(self, message: messages.StopTests) -> None:
+        self.stop_tests()
+
+    def on_no_more_work(self, message: messages.NoMoreWork) -> None:
+        slot = self.current(message.runner, message.generation)
+        if slot is not None:
+            self.stop_runner(slot)
+
+    def on_shutdown(self, message: messages.Shutdown) -> None:
+        self.kill_runners()
+        raise SystemExit(2)
 
     def current(self, index: int, generation: int) -> RunnerSlot | None:
         """The runner a message of the master is for, unless it died before it came (the
