@@ -257,6 +257,7 @@ class Master:
     def on_worker_startup_failure(self, worker: WorkerState,
                                   message: messages.WorkerStartupFailure) -> None:
         self.startup_failure = self.startup_failure or message
+        worker.said_died = True   # it exits by itself now: give it the moment to
         self.emit(message)
         if worker.began:   # a runner's set-up failed: its work goes to the other workers
             self.worker_lost(worker, message.message, announce=False)

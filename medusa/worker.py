@@ -66,7 +66,12 @@ def main(argv: list[str]) -> int:
                                        sys.version.split()[0]))
     configure = transport.recv(conn)
     assert isinstance(configure, messages.Configure), configure
-    return Worker(conn, configure).run()
+    try:
+        return Worker(conn, configure).run()
+    finally:
+        # from here on the interpreter shuts down: a SIGTERM now must end it quietly,
+        # not raise SystemExit inside its shutdown (a traceback in the user's output)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 class Worker:
