@@ -357,3 +357,22 @@ def run_on_a_terminal(project: Path, environ: dict[str, str], *args: str,
             process.kill()
             process.wait()
         os.close(controller)
+
+
+def started(*files: str):
+    """For wait_for: every one of `files` has started on a runner."""
+    return lambda events: set(files) <= {e.get("file") for e in events
+                                         if e["event"] == "file_started"}
+
+
+def wait_for(events_path: Path, moment, process: subprocess.Popen, timeout: float = 30,
+             what: str = "the moment waited for") -> list[dict]:
+    """Poll a running build's JSON log until `moment(events)` holds; fails if the build
+    ends first or the time runs out. Returns the events read then."""
+    deadline = time.monotonic() + timeout
+    while not moment(events := read_events(events_path)):
+        assert process.poll() is None, f"medusa ended before {what}: {events}"
+        assert time.monotonic() < deadline, f"{what} did not come within {timeout} s: {events}"
+        time.sleep(0.05)
+    return events
+

@@ -26,7 +26,14 @@ from urllib.parse import urlsplit
 import psutil
 import pytest
 
-from helpers import read_events, run_medusa, start_medusa, stop_medusa, write_project
+from helpers import (
+    run_medusa,
+    start_medusa,
+    started,
+    stop_medusa,
+    wait_for,
+    write_project,
+)
 from medusa import events, messages
 from medusa.reporters import FormatError, parse_format
 from medusa.reporters.html import HtmlReporter, embed_json, write_report
@@ -612,11 +619,8 @@ def test_an_interrupted_build_writes_its_report(tmp_path, browser):
     events_path, report = tmp_path / "events.jsonl", tmp_path / "report.html"
     process = start_medusa(project, events_path, "--format", f"html:{report}", "--no-history")
     try:
-        deadline = time.monotonic() + 30
-        while not any(e["event"] == "file_started" and e["file"] == "tests/test_slow.py"
-                      for e in read_events(events_path)):
-            assert time.monotonic() < deadline, "the slow file never started"
-            time.sleep(0.05)
+        wait_for(events_path, started("tests/test_slow.py"), process,
+                 what="the slow file's start")
         time.sleep(0.3)
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=20)

@@ -14,7 +14,9 @@ from helpers import (
     run_medusa,
     serial_outcomes,
     start_medusa,
+    started,
     stop_medusa,
+    wait_for,
     write_project,
 )
 
@@ -150,15 +152,8 @@ def _interrupt(tmp_path: Path, sig: signal.Signals):
     events_path = tmp_path / "events.jsonl"
     process = start_medusa(project, events_path)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            started = {e.get("file") for e in read_events(events_path)
-                       if e["event"] == "file_started"}
-            if {"tests/test_slow.py", "tests/test_slow_too.py"} <= started:
-                break
-            time.sleep(0.05)
-        else:
-            raise AssertionError("the slow files never started")
+        wait_for(events_path, started("tests/test_slow.py", "tests/test_slow_too.py"), process,
+                 what="the slow files' start")
         time.sleep(0.3)        # inside the tests' sleep
         sent = time.monotonic()
         process.send_signal(sig)
@@ -259,11 +254,8 @@ def test_a_worker_that_stops_answering_is_declared_lost(tmp_path):
     events_path = tmp_path / "events.jsonl"
     process = start_medusa(project, events_path, "--worker-timeout", "3")
     try:
-        deadline = time.monotonic() + 30
-        while not any(e["event"] == "file_started" and e["file"] == "tests/test_slow.py"
-                      for e in read_events(events_path)):
-            assert time.monotonic() < deadline, "the slow file never started"
-            time.sleep(0.05)
+        wait_for(events_path, started("tests/test_slow.py"), process,
+                 what="the slow file's start")
         worker = next(child for child in psutil.Process(process.pid).children()
                       if "medusa.worker" in " ".join(child.cmdline()))
         frozen = time.monotonic()

@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 
 from helpers import MEDUSA, _environment, read_events, serial_outcomes, stop_medusa, \
-    write_project
+    wait_for, write_project
 
 PROJECT = {
     "tests/test_where.py": """
@@ -254,10 +254,7 @@ def _drop_the_connection_when(project: Path, sshd, moment) -> tuple[int, str, li
                                 f"json:{events_path}"], cwd=project, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while not moment(read_events(events_path)):
-            assert time.monotonic() < deadline and process.poll() is None, read_events(events_path)
-            time.sleep(0.1)
+        wait_for(events_path, moment, process, timeout=60, what="the moment to drop it")
         for session in psutil.Process(sshd.pid).children():
             session.kill()
         stdout, stderr = process.communicate(timeout=90)
