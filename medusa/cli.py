@@ -156,6 +156,7 @@ def _setting(key: str):
 
 
 def _local_runners(value: str) -> str | int:
+    # a runner count is read as max_host_runners is: a whole number, at least 1
     return "auto" if value == "auto" else _setting("max_host_runners")(value)
 
 
