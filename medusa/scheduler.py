@@ -20,6 +20,7 @@ import fnmatch
 from collections import deque
 from dataclasses import dataclass, replace
 
+from medusa.grouping import top_level_group
 from medusa.history import FileTiming, History
 
 
@@ -163,7 +164,7 @@ def split_file(file: str, timing: FileTiming, share: float) -> list[Unit]:
     # the wall time of the file beyond its tests' own time (imports, module fixtures)
     # is paid by every part
     overhead = max(0.0, timing.seconds - sum(s for _, s in timing.tests))
-    groups = [tuple(dict.fromkeys(_top_level(test) for test, _ in chunk)) for chunk in chunks]
+    groups = [tuple(dict.fromkeys(top_level_group(test) for test, _ in chunk)) for chunk in chunks]
     earlier = tuple(group for chunk_groups in groups[:-1] for group in chunk_groups)
     units = []
     for index, (chunk, chunk_groups) in enumerate(zip(chunks, groups), 1):
@@ -179,18 +180,12 @@ def _groups(tests: tuple[tuple[str, float], ...]) -> list[list[tuple[str, float]
     groups: list[list[tuple[str, float]]] = []
     previous = None
     for test, seconds in tests:
-        key = _top_level(test)
+        key = top_level_group(test)
         if key != previous:
             groups.append([])
             previous = key
         groups[-1].append((test, seconds))
     return groups
-
-
-def _top_level(test: str) -> str:
-    """`tests/t.py::TestA::test_x[1]` -> `tests/t.py::TestA`; `t.py::test_p[2]` -> `t.py::test_p`."""
-    parts = test.split("::")
-    return f"{parts[0]}::{parts[1].split('[', 1)[0]}" if len(parts) > 1 else test
 
 
 def _longest_first(units: list[Unit]) -> list[Unit]:

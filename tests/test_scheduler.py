@@ -528,3 +528,16 @@ def test_a_retry_goes_to_another_runner_when_one_can_take_it():
     scheduler.retry(Unit("a.py", tests=("a.py::t",), retry_of="w/0"))
     assert scheduler.next_unit("w/0", others_free=False).retry_of == "w/0"
     assert scheduler.next_unit("w/0") is None
+
+
+def test_the_group_a_part_is_named_by_selects_its_tests():
+    """The scheduler names a part by top-level groups; a driver selects a test when one
+    of its group names is asked for: the two definitions must agree."""
+    from medusa.grouping import group_names, top_level_group
+    for test in ("t.py::test_plain", "t.py::test_p[1-a::b]", "dir/t.py::TestA::test_x[2]",
+                 "t.py::TestA::TestInner::test_y", "t.py::test_p[x[y]]"):
+        assert top_level_group(test) in group_names(test), test
+        assert test in group_names(test), test
+    assert top_level_group("dir/t.py::TestA::test_x[2]") == "dir/t.py::TestA"
+    assert top_level_group("t.py::test_p[1]") == "t.py::test_p"
+    assert "t.py::TestB" not in group_names("t.py::TestA::test_x")

@@ -12,18 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from medusa.grouping import group_names
 from medusa.messages import RunFile
 
 # A longer traceback or captured output is cut from the front (the end says what failed).
 MAX_TEXT_CHARS = 1_000_000
-
-
-def group_names(test_id: str) -> set[str]:
-    """A test id and the groups it belongs to, as the scheduler names parts of a split
-    file: `f.py::C::t[1]` -> itself, `f.py::C::t`, `f.py::C`."""
-    plain = test_id.split("[", 1)[0]
-    parts = plain.split("::")
-    return {test_id, plain, *("::".join(parts[:end]) for end in range(2, len(parts)))}
 
 
 @dataclass(frozen=True)
