@@ -24,6 +24,7 @@ cwd = the suite directory:
   serial   PYTHON -m pytest -q -p no:cacheprovider tests
   xdist    PYTHON -m pytest -q -p no:cacheprovider -n N tests
   medusa   PYTHON REPO/bin/medusa --local N tests
+  medusa-file   the same with --collect file (each file collected in its runner)
 
 Each command runs --repeat times, round-robin across the commands (the order rotates
 every round) so that noise hits them all alike; the table shows the median wall time
@@ -59,7 +60,7 @@ MEDUSA_BIN = REPO_ROOT / "bin" / "medusa"
 DEFAULT_MAKE_SUITE = REPO_ROOT.parent / "shared" / "bench" / "make_suite.py"
 DEFAULT_BENCH_DIR = Path("/root/medusa-bench")
 
-RUNNERS = ("serial", "xdist", "medusa")
+RUNNERS = ("serial", "xdist", "medusa", "medusa-file")
 PYTEST_BASE = ["-m", "pytest", "-q", "-p", "no:cacheprovider"]
 NORMAL_EXIT = (0, 1)  # pytest: 0 = all passed, 1 = some tests failed
 TAIL_LINES = 25
@@ -265,6 +266,11 @@ def build_commands(suite: Suite, only: list[str], medusa: Path) -> dict[str, Com
         "medusa": (Command("medusa", [py, str(medusa), "--local", n, "--no-history", *suite.args])
                    if medusa.is_file()
                    else Command("medusa", None, "medusa: not available")),
+        # the opt-in per-file collection (--collect file), beside the default session one
+        "medusa-file": (Command("medusa-file", [py, str(medusa), "--local", n, "--no-history",
+                                                "--collect", "file", *suite.args])
+                        if medusa.is_file()
+                        else Command("medusa-file", None, "medusa: not available")),
     }
     for runner, cmd in cmds.items():
         if runner not in only:
@@ -390,6 +396,7 @@ def table_rows(results: list[Result]) -> list[list[str]]:
         rows.append([
             res.suite.name, str(res.suite.n),
             time_cell(res, "serial"), time_cell(res, "xdist"), time_cell(res, "medusa"),
+            time_cell(res, "medusa-file"),
             ratio_cell(med["medusa"], med["serial"], flag("medusa", "serial")),
             ratio_cell(med["medusa"], med["xdist"], flag("medusa", "xdist")),
             ratio_cell(med["medusa"], res.suite.lower_bound, flag("medusa")),
@@ -398,7 +405,8 @@ def table_rows(results: list[Result]) -> list[list[str]]:
     return rows
 
 
-HEADER = ["suite", "N", "serial s", "xdist -n N s", "medusa s", "medusa/serial",
+HEADER = ["suite", "N", "serial s", "xdist -n N s", "medusa s", "medusa --collect file s",
+          "medusa/serial",
           "medusa/xdist", "medusa/lower-bound", "xdist/lower-bound"]
 
 

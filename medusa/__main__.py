@@ -2,4 +2,4 @@ import sys
 
 from medusa.cli import main
 
-sys.exit(main())
+sys.exit(main(as_module=True))

@@ -88,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--driver", metavar="NAME|auto",
                         help="the test framework: pytest, unittest, behave, or command (any "
                              "test command); auto (the default) picks one from the project")
+    parser.add_argument("--collect", choices=("session", "file"),
+                        help="pytest: collect the whole session once per worker, as pytest "
+                             "does (session, the default), or each file in the runner that "
+                             "runs it (file)")
     command = parser.add_argument_group(
         "the command driver (a command per unit, e.g. go test -json {unit}; these mean "
         "--driver command)")
@@ -182,7 +186,9 @@ def split_framework_args(argv: list[str]) -> tuple[list[str], list[str]]:
     return argv, []
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, as_module: bool = False) -> int:
+    """`as_module`: started as `python -m medusa`, which (like `python -m pytest`) puts
+    the current folder on sys.path of the tests."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["worker"]:
         return worker_entry(argv[1:])
@@ -192,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["config"]:
         argv = ["--show-config", *argv[1:]]
     try:
-        return run_build(argv)
+        return run_build(argv, as_module)
     except UsageError as exc:
         print(f"medusa: error: {exc} (see medusa --help)", file=sys.stderr)
         return USAGE_ERROR
@@ -208,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         return INTERNAL_ERROR
 
 
-def run_build(argv: list[str]) -> int:
+def run_build(argv: list[str], as_module: bool = False) -> int:
     own, framework_args = split_framework_args(argv)
     parser = build_parser()
     options, unknown = parser.parse_known_args(own)
@@ -219,10 +225,13 @@ def run_build(argv: list[str]) -> int:
     values = config.load(config_path) if config_path else {}
     values.update(command_line_values(options, framework_args, values))
     settings = build_settings(values, config_path, argv, options.dry_run)
+    settings = dataclasses.replace(settings, cwd_on_path=as_module)
     if options.show_config:
         print(describe(settings, values, config_path), end="")
         return OK
     check_paths(settings.paths)
+    if answered_by_pytest(settings):
+        return run_pytest_itself(settings)
     try:
         ReportFolder(settings.report_dir).check()
     except OSError as exc:
@@ -253,7 +262,7 @@ def command_line_values(options: argparse.Namespace, framework_args: list[str],
         "history": options.history, "failed_first": options.failed_first,
         "split": options.split, "report_dir": options.report_dir,
         "log_level": options.log_level, "coverage_branch": options.cov_branch,
-        "ci": options.ci, "junit_suites": options.junit_suites,
+        "ci": options.ci, "junit_suites": options.junit_suites, "collect": options.collect,
     }
     values = {key: Value(value, COMMAND_LINE) for key, value in given.items() if value is not None}
     driver, driver_options = driver_choice(options)
@@ -348,6 +357,35 @@ def _show(value: object) -> str:
     if value is None:
         return "none"
     return repr(value)
+
+
+# pytest options that print something and run no test (--collect-only, --fixtures, ...):
+# pytest itself answers them, as `pytest` would, in one process.
+PYTEST_ANSWERS = frozenset({
+    "--collect-only", "--co", "--collectonly", "--fixtures", "--funcargs",
+    "--fixtures-per-test", "--markers", "--setup-plan", "--setupplan",
+    "--help", "-h", "--version", "-V"})
+_PYTEST_ITSELF = "import sys; {strip}import pytest; sys.exit(pytest.main())"
+
+
+def answered_by_pytest(settings: BuildSettings) -> bool:
+    if not PYTEST_ANSWERS & set(settings.framework_args):
+        return False
+    if settings.driver == "auto":
+        from medusa.drivers import auto
+        return auto.detect(Path.cwd(), settings.paths, settings.driver_options).driver == "pytest"
+    return settings.driver == "pytest"
+
+
+def run_pytest_itself(settings: BuildSettings) -> int:
+    """`medusa -- --co -q` prints what `pytest --co -q` prints and exits as it does."""
+    import subprocess
+    # like the `pytest` command, not `python -c`: no current folder on sys.path, unless
+    # medusa was started as `python -m medusa` (then as `python -m pytest`)
+    strip = "" if settings.cwd_on_path else "sys.path[:] = [p for p in sys.path if p != '']; "
+    command = [sys.executable, "-c", _PYTEST_ITSELF.format(strip=strip),
+               *settings.framework_args, *settings.paths]
+    return subprocess.call(command, env={**os.environ, **dict(settings.env)})
 
 
 def check_paths(paths: list[str]) -> None:

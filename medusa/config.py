@@ -344,6 +344,10 @@ KEYS = {key.name: key for key in (
     Key("paths", _paths, "test files or folders (default: what the framework finds)"),
     Key("driver", _text, "test framework: pytest, unittest, behave, command, or auto "
                          "(found from the project)"),
+    Key("collect", _choice("session", "file"),
+        "pytest: collect the whole session once per worker, as pytest does (session), or "
+        "each file in the runner that runs it (file: faster on many tiny files; session "
+        "fixtures and collection hooks then see only the runner's files)"),
     Key("framework_args", _arguments,
         "arguments for the framework, as after `--` on the command line"),
     Key("workers", _workers,

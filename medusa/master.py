@@ -19,6 +19,7 @@ from pathlib import Path
 
 from medusa import coverage_support, events, history, messages, transport
 from medusa.config import WorkerSpec
+from medusa.drivers import COLLECT_OPTION
 from medusa.probes import CommandProbe, CommandProbes
 from medusa.report_folder import ReportFolder
 from medusa.reporters import Reporters
@@ -42,6 +43,10 @@ class BuildSettings:
                                       # None: auto, decided by each worker on its host
     max_host_runners: int | None = None
     driver: str = "auto"          # a name in drivers.DRIVERS; auto: the worker picks
+    collect: str = "session"      # pytest: the whole session in each worker, or "file":
+                                  # each file in the runner that runs it
+    cwd_on_path: bool = False     # started as `python -m medusa`: the workers put the
+                                  # current folder on sys.path, as `python -m pytest` does
     cwd: str = "."
     argv: tuple[str, ...] = ()
     history: bool = True          # read and write .medusa/history.json
@@ -106,6 +111,8 @@ class Master:
         self.by_conn: dict[Connection, WorkerState] = {}
         self.unidentified: list[Connection] = []
         self.scheduler: Scheduler | None = None     # made when the first worker reports files
+        self.suite: messages.WorkerBegin | None = None   # the first worker's collection
+        self.reported: dict[str, set[str]] = {}    # file -> tests with a verdict
         self.history_path: Path | None = None
         self.finished_parts: dict[str, list[tuple[Unit, messages.FileComplete]]] = {}
         self.failed_files: set[str] = set()
@@ -206,7 +213,10 @@ class Master:
             max_host_runners=self.settings.max_host_runners, timeout=self.settings.timeout,
             max_replacements=self.settings.max_replacements,
             environment=_in_tree(self.settings.environment, self.settings.cwd),
-            driver_options=self.settings.driver_options,
+            driver_options=self.settings.driver_options + (
+                ((COLLECT_OPTION, "file"),) if self.settings.collect == "file" else ()),
+            cwd_on_path=self.settings.cwd_on_path,
+            **_runner_numbering(self.settings.workers, worker.name),
             log_level=self.settings.log_level, sample_every=self.settings.sample_every,
             artifact_limit=self.settings.artifact_limit, coverage=self.settings.coverage,
             coverage_branch=self.settings.coverage_branch))
@@ -231,8 +241,13 @@ class Master:
         worker.began = True
         worker.rootdir = message.rootdir
         self.emit(message)
-        if self.scheduler is not None:
+        if self.suite is not None:
+            self.check_same_suite(worker, message)
             return
+        self.suite = message
+        # the collection's own counts, once for the build (every worker collects the same)
+        self.counts["deselected"] += message.deselected
+        self.counts["warnings"] += message.warnings
         past = history.History()
         local_rootdir = worker.target.local_path(message.rootdir)
         if self.settings.history and local_rootdir is not None:
@@ -250,6 +265,23 @@ class Master:
                                   simulate(self.scheduler.plan, runners)))
             self.scheduler.drop_queued()   # planned, not "not run"
             self.stop_everything("dry run")
+
+    def check_same_suite(self, worker: WorkerState, message: messages.WorkerBegin) -> None:
+        """Every worker must run the suite the plan was made from (as xdist refuses
+        workers that collected different tests): a test the master never heard of
+        cannot run, nor can one be missing where its unit is sent."""
+        assert self.suite is not None
+        if (message.files, message.tests) == (self.suite.files, self.suite.tests):
+            return
+        first = _all_tests(self.suite)
+        here = _all_tests(message)
+        extra, missing = sorted(here - first), sorted(first - here)
+        example = (extra or missing or ["(the order of the files)"])[0]
+        self.send(worker, messages.Shutdown("it collected a different suite"))
+        self.worker_lost(worker, f"it collected a different suite than {self.suite.worker}: "
+                                 f"{len(extra)} tests only on {worker.name}, {len(missing)} "
+                                 f"only on {self.suite.worker} (e.g. {example}); its runners "
+                                 f"were not used")
 
     def on_worker_waiting(self, worker: WorkerState, message: messages.WorkerWaiting) -> None:
         self.emit(message)
@@ -305,6 +337,7 @@ class Master:
                 return
             self.collect_errors.add((message.file, message.test))
         self.counts[message.outcome] += 1
+        self.reported.setdefault(message.file, set()).add(message.test)
         self.emit(message)
         if message.outcome in PROBLEMS:
             self.failed_files.add(message.file)
@@ -623,6 +656,7 @@ class Master:
 
     def finish(self) -> int:
         self.counts["warnings"] += sum(self.import_warnings.values())
+        self.list_unreported_tests()
         self.record_history()
         self.report_coverage()
         code = self.exit_code()
@@ -633,6 +667,22 @@ class Master:
                                        tuple(self.not_run), self.end_message()))
         self.reporters.close()
         return code
+
+    def list_unreported_tests(self) -> None:
+        """Nothing is lost: a test the worker collected that has no result (and whose file
+        is not listed as not run already) is listed as not run, with its name."""
+        if self.suite is None or self.suite.tests is None or self.settings.dry_run \
+                or self.stop_message or self.stopped or self.interrupted or self.internal_error:
+            return
+        listed = {not_run.file for not_run in self.not_run}
+        for file, tests in zip(self.suite.files, self.suite.tests):
+            seen = self.reported.get(file, set())
+            missing = [test for test in tests if test not in seen
+                       and not any(other.startswith(test + " ") for other in seen)]  # subtests
+            if missing and file not in listed:
+                self.give_up(Unit(file), f"{len(missing)} of its {len(tests)} collected tests "
+                                         f"had no result: {', '.join(missing[:3])}"
+                                         + (", ..." if len(missing) > 3 else ""))
 
     def report_coverage(self) -> None:
         """--cov: combine what the workers sent and write the reports, before the end."""
@@ -713,6 +763,29 @@ class Master:
 
     def emit(self, event: object) -> None:
         self.reporters.emit(event)
+
+
+# numbers kept for the runners of a worker whose host decides how many it has (auto)
+AUTO_RUNNER_NUMBERS = 1000
+
+
+def _runner_numbering(workers: tuple[WorkerSpec, ...], name: str) -> dict[str, int]:
+    """Where a worker's runner numbers start (gw<N> to xdist-aware plugins: unique in the
+    build), and about how many runners the others have. With one worker: gw0 to gw<n-1>,
+    as under `pytest -n n`."""
+    first = others = 0
+    before = True
+    for spec in workers:
+        if spec.name == name:
+            before = False
+            continue
+        first += (spec.runners or AUTO_RUNNER_NUMBERS) if before else 0
+        others += spec.runners or os.cpu_count() or 1
+    return {"first_runner": first, "other_runners": others}
+
+
+def _all_tests(begin: messages.WorkerBegin) -> set[str]:
+    return set(begin.files) | {test for tests in begin.tests or () for test in tests}
 
 
 def _without_report_dir(spec: WorkerSpec, settings: BuildSettings) -> WorkerSpec:

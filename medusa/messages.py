@@ -61,6 +61,14 @@ class Configure:
     artifact_limit: int = 100 * 1024 * 1024   # bytes shipped per test
     coverage: tuple[str, ...] | None = None   # measure these sources (() : the rootdir)
     coverage_branch: bool = False
+    # the current folder goes first on sys.path of the worker and its runners, as
+    # `python -m pytest` puts it there (medusa was started as `python -m medusa`)
+    cwd_on_path: bool = False
+    # runners are numbered across the build, for plugins that know pytest-xdist's
+    # workers (gw0, gw1, ...): this worker's runner 0 is number `first_runner`, and the
+    # other workers have about `other_runners` (PYTEST_XDIST_WORKER_COUNT)
+    first_runner: int = 0
+    other_runners: int = 0
 
 
 @dataclass(frozen=True)
@@ -72,7 +80,8 @@ class WorkerWaiting:
 
 @dataclass(frozen=True)
 class WorkerBegin:
-    """The framework is loaded and the runners are forked; `files` is what the worker found."""
+    """The framework is loaded (and its session collected) and the runners are forked;
+    `files` is what the worker found, in the order the framework would run them."""
     worker: str
     runners: int
     runners_reason: str   # why that many: "--local 4", "auto: 2 usable CPUs ..."
@@ -81,6 +90,11 @@ class WorkerBegin:
     files: tuple[str, ...]
     startup_seconds: float
     maxfail: int = 0      # stop handing out work after this many failures (0: never)
+    # the test ids of each file, when the worker collected the whole session (pytest);
+    # None: the runners find a file's tests as they run it
+    tests: tuple[tuple[str, ...], ...] | None = None
+    deselected: int = 0   # by that collection
+    warnings: int = 0     # raised during that collection
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""A runner: forked from the worker after the framework is loaded; runs one file at a time.
+"""A runner: forked from the worker after the framework is loaded and its session collected;
+runs one unit (a file, or a part of one) at a time.
 
 The runner talks only to its worker, over its own pipe. It asks for a file, runs it through
 the driver (which streams a Result per test and ends with FileComplete), and asks again,
@@ -36,6 +37,8 @@ class RunnerIdentity:
     log_level: str = ""       # Python logging records of this level and up go there too
     artifacts_dir: str = ""   # below it, a folder per test: $MEDUSA_ARTIFACTS_DIR
     artifact_limit: int = 0   # bytes shipped per test
+    number: int = 0           # across the build: gw<number> to pytest-xdist-aware plugins
+    build_runners: int = 0    # runners of the whole build (0: this worker's count)
 
 
 @dataclass(frozen=True)
@@ -170,6 +173,11 @@ def _runner_main(driver: Driver, pipes: RunnerPipes, identity: RunnerIdentity,
         "MEDUSA_RUNNER": str(identity.index),
         "MEDUSA_RUNNERS": str(identity.count),
         "MEDUSA_RUN_ID": identity.run_id,
+        # what pytest-xdist tells its workers: plugins and fixtures that make a database,
+        # a port or a file per worker read these (and the pytest driver's workerinput)
+        "PYTEST_XDIST_WORKER": f"gw{identity.number}",
+        "PYTEST_XDIST_WORKER_COUNT": str(identity.build_runners or identity.count),
+        "PYTEST_XDIST_TESTRUNUID": identity.run_id,
     })
     channel = WorkerChannel(pipes, identity)
     channel.log_fd = log_fd

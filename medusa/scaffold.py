@@ -19,6 +19,7 @@ from medusa import config
 EXAMPLES = {
     "paths": "[tests]",
     "driver": "pytest",
+    "collect": "session",
     "framework_args": '["-p", "no:randomly"]',
     "workers": "\n  - type: local\n    runners: auto",
     "max_host_runners": "8",

@@ -1,5 +1,6 @@
-"""`medusa worker`: one per machine. Connects back to the master, loads the framework once,
-forks the runners, relays their messages and watches them.
+"""`medusa worker`: one per machine. Connects back to the master, loads the framework and
+collects its session once (the worker collects, the runners run), forks the runners,
+relays their messages and watches them.
 
 Started by a target (targets.py) with the master's address on the command line and the
 authkey on stdin, so the key is never visible in `ps`.
@@ -118,6 +119,8 @@ class Worker:
     def serve(self) -> int:
         started = time.monotonic()
         os.environ.update(dict(self.cfg.env))
+        if self.cfg.cwd_on_path:
+            sys.path.insert(0, os.getcwd())
         try:
             # held until this process and its runners end (the kernel lets go then)
             reservation = governor.reserve(self.cfg.runners, self.cfg.max_host_runners,
@@ -152,7 +155,8 @@ class Worker:
             return 3
         self.send(messages.WorkerBegin(self.cfg.worker, self.runner_count, reservation.reason,
                                        prepared.rootdir, prepared.framework, prepared.files,
-                                       time.monotonic() - started, prepared.maxfail))
+                                       time.monotonic() - started, prepared.maxfail,
+                                       prepared.tests, prepared.deselected, prepared.warnings))
         self.driver = driver
         # Objects made so far (the framework, the user's modules) are never freed: keeping
         # the collector off them keeps their pages shared between the runners.
@@ -224,7 +228,8 @@ class Worker:
             self.cfg.worker, index, self.runner_count, self.cfg.run_id, stacks,
             log_file=self.logs[index].path, log_level=self.cfg.log_level,
             artifacts_dir=os.path.join(self.scratch, f"artifacts-{index}"),
-            artifact_limit=self.cfg.artifact_limit)
+            artifact_limit=self.cfg.artifact_limit, number=self.cfg.first_runner + index,
+            build_runners=self.runner_count + self.cfg.other_runners)
         others = [self.master, *(c for slot in self.runners.values()
                                  for c in (slot.conn, slot.results))]
         pid, pipes = runner.fork(self.driver, identity, others, self.hooks)

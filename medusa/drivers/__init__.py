@@ -3,8 +3,11 @@
 A driver is used in two places:
 - in the worker, `prepare()` loads the framework once (configuration, plugins, shared set-up)
   and finds the files to run (the work units: test files, feature files, Go packages...);
-  the worker then forks its runners;
-- in each forked runner, `serve()` runs files for as long as the channel hands them out.
+  a driver that can collects the whole session there (pytest: every test module imported,
+  the collection hooks run once), so that the runners inherit it; the worker then forks
+  its runners;
+- in each forked runner, `serve()` runs units (a file, or some of its tests) for as long
+  as the channel hands them out.
 
 The runner side gets a `Channel` (runner.py): `next_file()` blocks until the master gives
 this runner a file (a RunFile, which may select some of its tests; None: stop),
@@ -41,6 +44,9 @@ DRIVERS = {
 # A driver's own settings, as (name, value) pairs: they travel in Configure.driver_options
 # and each driver reads its own (the command driver's: command_driver.CommandSettings).
 DriverOptions = tuple[tuple[str, str], ...]
+# ("collect", "file"): the pytest driver collects each file in the runner that runs it
+# (pytest_collection.py), not the whole session in the worker.
+COLLECT_OPTION = "collect"
 
 
 class StartupError(Exception):
@@ -57,8 +63,13 @@ class StartupError(Exception):
 class Prepared:
     rootdir: str
     framework: str            # name and version, for the report header
-    files: tuple[str, ...]    # relative to rootdir, in discovery order
+    files: tuple[str, ...]    # relative to rootdir, in the order the framework runs them
     maxfail: int = 0          # the framework's own "stop after N failures" (0: never)
+    # the test ids of each file, when the worker collected them (the pytest driver's
+    # whole-session collection); None: each runner finds a file's tests as it runs it
+    tests: tuple[tuple[str, ...], ...] | None = None
+    deselected: int = 0       # by that collection (-k, -m, --deselect, plugins)
+    warnings: int = 0         # raised during that collection
 
 
 class Channel(Protocol):

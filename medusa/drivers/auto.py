@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from medusa.drivers import Channel, Driver, DriverOptions, Prepared, create
+from medusa.drivers import COLLECT_OPTION, Channel, Driver, DriverOptions, Prepared, create
 
 # folders never searched for test files: tools' and packagers' copies of other code
 SKIPPED_FOLDERS = {"node_modules", "venv", "env", "site-packages", "__pycache__", "build",
@@ -55,7 +55,7 @@ class AutoDriver:
 
 
 def detect(root: Path, paths: tuple[str, ...] = (), options: DriverOptions = ()) -> Choice:
-    if options:
+    if any(name != COLLECT_OPTION for name, _ in options):
         return Choice("command", "command settings given")
     if any(_is_features(root / path) for path in paths):
         return Choice("behave", "feature files given")

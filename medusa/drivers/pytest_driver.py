@@ -1,33 +1,37 @@
-"""The pytest driver: load pytest once in the worker, run one file at a time in each runner.
+"""The pytest driver: pytest loaded, configured and (by default) collected once in the
+worker; the items run in the forked runners.
 
 Worker side (`prepare`): pytest parses its configuration exactly as the `pytest` command
 would (ini files, plugins, conftest.py files, the framework arguments), runs its configure
-hooks, and walks the test directories with pytest's own collectors down to the files
-(python_files, norecursedirs, --ignore, collect_ignore all apply) without importing a test
-module. Then pytest's global output capture is stopped: the runners must not share its
+and session-start hooks, and collects: the whole session (pytest_collection, as pytest
+itself), or only the files with `collect: file` (pytest_collection.py says what each
+gives). Then pytest's global output capture is stopped: the runners must not share its
 temporary files after the fork.
 
-Runner side (`serve`): one pytest session for the runner's whole life, as a pytest-xdist
-worker has. Our plugin takes over `pytest_runtestloop`: for each file the master hands
-out, the file is collected in this runner and its tests run through pytest's normal
-protocol. Module and class fixtures end with their file; package fixtures end when the
-runner moves to a file outside their package; session fixtures live until the runner
-ends. Results are the categories pytest's own summary counts.
+Runner side (`serve`): the session the worker collected, for the runner's whole life, as
+a pytest-xdist worker has one. Our plugin takes over `pytest_runtestloop`: for each unit
+the master hands out (a file, or a part of one), its items run through pytest's normal
+protocol, each with the next one as `nextitem`. Module and class fixtures end with the
+unit; package fixtures end when the runner moves to a file outside their package; session
+fixtures live until the runner ends. Results are the categories pytest's own summary
+counts.
 """
 from __future__ import annotations
 
 import os
 import signal
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from medusa.drivers import STOP_SIGNAL, Channel, DriverOptions, Prepared, StartupError
+from medusa.drivers import (COLLECT_OPTION, STOP_SIGNAL, Channel, DriverOptions, Prepared,
+                            StartupError)
+from medusa.drivers.common import format_exception, truncate
+from medusa.drivers.pytest_collection import BuildStop, FileCollection, SessionCollection
 from medusa.messages import RunFile
 
-MAX_SECTION_CHARS = 1_000_000
+OLDEST_PYTEST = (7, 4)
 
 
 class PytestDriver:
@@ -36,44 +40,53 @@ class PytestDriver:
     def __init__(self) -> None:
         self.config: Any = None
         self.session: Any = None
+        self.collection: SessionCollection | FileCollection | None = None
         self.last_failed: dict[str, Any] | None = None
+        self.basetemp = ""   # the build's temporary folder: a folder per runner below it
 
     # --- worker side ---------------------------------------------------------------------
 
     def prepare(self, paths: tuple[str, ...], framework_args: tuple[str, ...],
                 options: DriverOptions = ()) -> Prepared:
         self._check_version(pytest.__version__)
-        self.config = _load_config([*framework_args, *paths])
-        _keep_xdist_out(self.config)
-        _fresh_basetemp(self.config)
+        self.config = config = _load_config([*framework_args, *paths])
+        _keep_xdist_out(config)
         try:
-            self.config._do_configure()
+            config._do_configure()
         except Exception as exc:
             raise StartupError(f"pytest's configure hooks failed: {exc!r}",
-                               _format_exception(exc)) from exc
-        capture = self.config.pluginmanager.getplugin("capturemanager")
+                               format_exception(exc)) from exc
+        _silence_terminal_reporter(config)
+        self.basetemp = _build_basetemp(config)
+        self.last_failed = _read_last_failed(config)
+        from _pytest.main import Session
+        self.session = session = Session.from_config(config)
+        session.exitstatus = pytest.ExitCode.OK   # as pytest's wrap_session starts it
+        config.hook.pytest_sessionstart(session=session)
+        per_file = dict(options).get(COLLECT_OPTION) == "file"
+        self.collection = (FileCollection if per_file else SessionCollection)(session)
+        capture = config.pluginmanager.getplugin("capturemanager")
         if capture is not None:
             capture.stop_global_capturing()
-        _silence_terminal_reporter(self.config)
-        self.last_failed = _read_last_failed(self.config)
-        from _pytest.main import Session
-        self.session = Session.from_config(self.config)
-        files = _find_files(self.session, self.config)
-        return Prepared(rootdir=str(self.config.rootpath),
-                        framework=f"pytest {pytest.__version__}", files=tuple(files),
-                        maxfail=self.config.option.maxfail or 0)
+        return Prepared(rootdir=str(config.rootpath), framework=f"pytest {pytest.__version__}",
+                        files=self.collection.files, tests=self.collection.tests,
+                        deselected=self.collection.deselected,
+                        warnings=self.collection.warnings,
+                        maxfail=config.option.maxfail or 0)
 
     @staticmethod
     def _check_version(version: str) -> None:
-        major = int(version.split(".")[0])
-        if major < 8:
-            raise StartupError(f"medusa needs pytest 8 or newer; this environment has pytest {version}")
+        numbers = tuple(int(part) for part in version.split(".")[:2] if part.isdigit())
+        if numbers < OLDEST_PYTEST:
+            raise StartupError(f"medusa needs pytest {'.'.join(map(str, OLDEST_PYTEST))} or "
+                               f"newer; this environment has pytest {version}")
 
     # --- runner side ---------------------------------------------------------------------
 
     def serve(self, channel: Channel, runner: int) -> int:
         config, session = self.config, self.session
-        _give_runner_its_own_basetemp(config, runner)
+        assert self.collection is not None
+        _give_runner_its_own_basetemp(config, self.basetemp)
         _merge_last_failed(config, self.last_failed)
         capture = config.pluginmanager.getplugin("capturemanager")
         if capture is not None:
@@ -81,38 +94,40 @@ class PytestDriver:
             capture.start_global_capturing()
             capture.suspend_global_capture()
         # Counting failures towards -x/--maxfail is the master's job, over all runners
-        # (WorkerBegin tells it pytest's value).
+        # (WorkerBegin tells it pytest's value); this runner counts its own, as pytest.
         config.option.maxfail = 0
         session.testsfailed = 0
-        plugin = _RunnerPlugin(channel, session, _Tree(session))
+        session.shouldfail = session.shouldstop = False
+        _act_as_xdist_worker(config)
+        plugin = _RunnerPlugin(channel, session, self.collection)
         config.pluginmanager.register(plugin, "medusa-runner")
         signal.signal(STOP_SIGNAL, plugin.on_stop_signal)
-        exitstatus = 0
         try:
-            config.hook.pytest_sessionstart(session=session)
             config.hook.pytest_runtestloop(session=session)
             plugin.teardown_session()
+            session.exitstatus = _exit_status(session)
         except BaseException:
-            exitstatus = 3
+            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
             raise
         finally:
             try:
                 _skip_terminal_summary(config)
-                config.hook.pytest_sessionfinish(session=session, exitstatus=exitstatus)
+                config.hook.pytest_sessionfinish(session=session, exitstatus=session.exitstatus)
+                _write_cache_as_the_controller(config)
             finally:
                 config._ensure_unconfigure()
                 if capture is not None:
                     capture.stop_global_capturing()
-        return exitstatus
+        return 0   # the runner did its part; the tests' verdicts went to the master
 
 
-class BuildStop(Exception):
-    """Something in a file that ends the whole build, as it would end pytest's session."""
-
-    def __init__(self, reason: str, exit_code: int) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.exit_code = exit_code
+def _exit_status(session: Any) -> pytest.ExitCode:
+    """What pytest's own session ends with (plugins read it in pytest_sessionfinish)."""
+    if session.testsfailed:
+        return pytest.ExitCode.TESTS_FAILED
+    if session.testscollected == 0:
+        return pytest.ExitCode.NO_TESTS_COLLECTED
+    return pytest.ExitCode.OK
 
 
 class _Stopped(KeyboardInterrupt):
@@ -121,11 +136,12 @@ class _Stopped(KeyboardInterrupt):
 
 
 class _RunnerPlugin:
-    """Registered in each runner: pulls files from the channel and reports what happens."""
+    """Registered in each runner: pulls units from the channel and reports what happens."""
 
-    def __init__(self, channel: Channel, session: Any, tree: _Tree) -> None:
+    def __init__(self, channel: Channel, session: Any,
+                 collection: SessionCollection | FileCollection) -> None:
         self.channel = channel
-        self.tree = tree
+        self.collection = collection
         self.session = session
         self.config = session.config
         self.file = ""
@@ -150,11 +166,11 @@ class _RunnerPlugin:
 
     def run_file(self, work: RunFile) -> None:
         started = time.perf_counter()
-        file = work.file
-        self.file, self.deselected, self.timings = file, 0, []
+        self.file, self.deselected, self.timings = work.file, 0, []
         self.warnings = self.import_warnings = 0
-        with _collection_warnings(self.config):
-            items = self._collect(work)
+        items, reports = self.collection.collect(work)
+        for report in reports:   # collected in the worker: said here, with its unit
+            self.pytest_collectreport(report)
         self._start_file(items)
         stopped = False
         for index, item in enumerate(items):
@@ -174,7 +190,7 @@ class _RunnerPlugin:
                 raise BuildStop(f"pytest.exit() in {item.nodeid}: {exc.msg}", code) from exc
             except KeyboardInterrupt as exc:
                 raise BuildStop(f"KeyboardInterrupt in {item.nodeid}", 2) from exc
-        self.channel.file_complete(file, time.perf_counter() - started, len(items),
+        self.channel.file_complete(work.file, time.perf_counter() - started, len(items),
                                    self.deselected, self.warnings, self.import_warnings,
                                    tuple(self.timings), stopped)
 
@@ -187,20 +203,20 @@ class _RunnerPlugin:
             self.in_test = False
             raise _Stopped()
 
-    @pytest.hookimpl(wrapper=True)
+    @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_setup(self, item: Any) -> Any:
-        return (yield from self._interruptible())
+        yield from self._interruptible()
 
-    @pytest.hookimpl(wrapper=True)
+    @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_call(self, item: Any) -> Any:
-        return (yield from self._interruptible())
+        yield from self._interruptible()
 
     def _interruptible(self) -> Any:
         if self.stopping:
             raise _Stopped()
         self.in_test = True
         try:
-            return (yield)
+            yield
         finally:
             self.in_test = False
 
@@ -213,33 +229,7 @@ class _RunnerPlugin:
             self.channel.result(file=self.file, test=f"{self.last_test or self.file}",
                                 outcome="error", when="teardown", duration=0.0,
                                 message=f"session teardown: {exc!r}",
-                                longrepr=_format_exception(exc))
-
-    def _collect(self, work: RunFile) -> list[Any]:
-        """Collect one file the way pytest's own collection reaches it, through the same
-        directory nodes every time: asking pytest to collect the path instead would list
-        (and make a node for) every file of its folder, for every file."""
-        session, hook, file = self.session, self.config.hook, work.file
-        collectors = [] if "::" in file else self.tree.files(self.config.rootpath / file)
-        if not collectors:   # a node id, a folder that failed to collect, a declined folder
-            return _select(work, self._collect_by_argument(file))
-        items: list[Any] = []
-        for collector in collectors:
-            items.extend(session.genitems(collector))
-        session._collection_cache = {}   # genitems' cache would keep every file alive
-        items = _select(work, items)
-        session.items = items
-        hook.pytest_collection_modifyitems(session=session, config=self.config, items=items)
-        # No pytest_collection_finish: pytest 9.2 drops the conftests of every folder not
-        # collected yet when it runs, and this runner's collection is not finished.
-        return items
-
-    def _collect_by_argument(self, file: str) -> list[Any]:
-        from _pytest.config import UsageError
-        try:
-            return list(self.session.perform_collect([str(self.config.rootpath / file)]))
-        except UsageError as exc:   # a node id or file that does not exist: pytest exits 4
-            raise BuildStop("; ".join(" ".join(str(a).split()) for a in exc.args), 4) from exc
+                                longrepr=format_exception(exc))
 
     def _start_file(self, items: list[Any]) -> None:
         """Tear down what the previous file left set up (its folders' package fixtures)
@@ -252,7 +242,7 @@ class _RunnerPlugin:
             self.channel.result(file=self.file, test=self.last_test or self.file,
                                 outcome="error", when="teardown", duration=0.0,
                                 message=f"package teardown: {exc!r}",
-                                longrepr=_format_exception(exc))
+                                longrepr=format_exception(exc))
 
     # --- what pytest tells us ------------------------------------------------------------
 
@@ -295,28 +285,8 @@ class _RunnerPlugin:
                 path=path, line=line)
 
 
-def _select(work: RunFile, items: list[Any]) -> list[Any]:
-    """The tests of this part of a split file, or what a dead runner left of a file (all
-    of them for a whole file). Selections name tests, or groups: a class or a function
-    with all its parameters (`tests/t.py::TestA`, `tests/t.py::test_p`)."""
-    wanted, unwanted = set(work.tests), set(work.exclude)
-    if not wanted and not unwanted:
-        return items
-    return [item for item in items
-            if (not wanted or _names(item.nodeid) & wanted) and not _names(item.nodeid) & unwanted]
-
-
-def _names(nodeid: str) -> set[str]:
-    """A test id and the groups it belongs to: `f.py::C::t[1]` -> itself, `f.py::C::t`,
-    `f.py::C`."""
-    names = {nodeid, nodeid.split("[", 1)[0]}
-    parts = nodeid.split("[", 1)[0].split("::")
-    names.update("::".join(parts[:end]) for end in range(2, len(parts)))
-    return names
-
-
 class _FileBoundary:
-    """Stands for "the next test" after a file's last one: everything inside the file
+    """Stands for "the next test" after a unit's last one: everything inside the file
     (module, classes) is torn down; its folders (package fixtures) stay up in case the
     next file is in the same package, and the session stays up for good."""
 
@@ -327,66 +297,6 @@ class _FileBoundary:
 
     def listchain(self) -> list[Any]:
         return self._chain
-
-
-class _Tree:
-    """pytest's directory nodes (Dir, Package) of one runner, each collected once.
-
-    A directory is listed the first time a file in it is run (pytest's own collection of
-    it: conftest fixtures are bound to it then), and its nodes are reused for every later
-    file, so package fixtures keep their identity and no folder is listed twice.
-    """
-
-    def __init__(self, session: Any) -> None:
-        self.session = session
-        self.nodes: dict[Path, Any] = {}
-        self.listings: dict[Path, dict[Path, list[Any]]] = {}   # folder -> path -> nodes
-
-    def files(self, path: Path) -> list[Any]:
-        """The File collectors pytest makes for this path in its folder (none: unknown)."""
-        directory = self.directory(path.parent)
-        if directory is None:
-            return []
-        return [node for node in self.listing(directory).get(path, [])
-                if isinstance(node, pytest.File)]
-
-    def directory(self, path: Path) -> Any:
-        if path not in self.nodes:
-            self.nodes[path] = self._make_directory(path)
-        return self.nodes[path]
-
-    def _make_directory(self, path: Path) -> Any:
-        above = path.parent
-        if above == path or not self.session.config.pluginmanager._is_in_confcutdir(above):
-            # the top folder of the tree, as pytest's Session starts it
-            return self.session.gethookproxy(above).pytest_collect_directory(
-                path=path, parent=self.session)
-        parent = self.directory(above)
-        if parent is None:
-            return None
-        return next((node for node in self.listing(parent).get(path, [])
-                     if isinstance(node, pytest.Directory)), None)
-
-    def listing(self, directory: Any) -> dict[Path, list[Any]]:
-        if directory.path not in self.listings:
-            from _pytest.runner import collect_one_node
-            report = collect_one_node(directory)
-            children: dict[Path, list[Any]] = {}
-            for node in report.result if report.passed else []:
-                children.setdefault(node.path, []).append(node)
-            self.listings[directory.path] = children
-        return self.listings[directory.path]
-
-
-def _collection_warnings(config: Any) -> Any:
-    """Warnings raised while a file is collected are recorded (and filtered, so that
-    `filterwarnings = error` applies) as pytest's own collection does it."""
-    import contextlib
-    try:
-        from _pytest.warnings import catch_warnings_for_item
-    except ImportError:
-        return contextlib.nullcontext()
-    return catch_warnings_for_item(config=config, ihook=config.hook, when="collect", item=None)
 
 
 def _outcomes(config: Any, reports: list[Any]) -> list[tuple[Any, str]]:
@@ -429,35 +339,19 @@ def _one_line(report: Any) -> str:
 def _longrepr(report: Any) -> str:
     if not report.failed:
         return ""
-    return _truncate(report.longreprtext)
+    return truncate(report.longreprtext)
 
 
 def _sections(report: Any) -> tuple[tuple[str, str], ...]:
-    return tuple((title, _truncate(text)) for title, text in report.sections)
-
-
-def _truncate(text: str) -> str:
-    if len(text) <= MAX_SECTION_CHARS:
-        return text
-    cut = len(text) - MAX_SECTION_CHARS
-    return f"[medusa: {cut} characters cut]\n" + text[cut:]
+    return tuple((title, truncate(text)) for title, text in report.sections)
 
 
 def _load_config(args: list[str]) -> Any:
-    import io
-
-    from _pytest.config import (
-        ConftestImportFailure,
-        UsageError,
-        _prepareconfig,
-        print_conftest_import_error,
-    )
+    from _pytest.config import ConftestImportFailure, UsageError, _prepareconfig
     try:
         return _prepareconfig(args)
     except ConftestImportFailure as exc:
-        text = io.StringIO()   # pytest's own words and its trimmed traceback
-        print_conftest_import_error(exc, file=text)
-        first, _, rest = text.getvalue().partition("\n")
+        first, _, rest = _conftest_error_text(exc).partition("\n")
         raise StartupError(first.rstrip("."), rest) from exc
     except UsageError as exc:
         # pytest's text has a usage line and its ini/rootdir: the "error:" line is the news
@@ -468,51 +362,22 @@ def _load_config(args: list[str]) -> Any:
     except ImportError as exc:    # -p with a plugin that is not installed
         raise StartupError(f"pytest could not start: {exc}") from exc
     except Exception as exc:  # a plugin's own bug, a broken ini file, ...
-        raise StartupError(f"pytest could not start: {exc!r}", _format_exception(exc)) from exc
+        raise StartupError(f"pytest could not start: {exc!r}", format_exception(exc)) from exc
 
 
-def _find_files(session: Any, config: Any) -> list[str]:
-    """The files pytest would collect for its arguments, relative to the rootdir."""
-    from _pytest.runner import collect_one_node
-    rootpath: Path = config.rootpath
-    invocation = Path(config.invocation_params.dir)
-    initial = [(invocation / arg.split("::")[0]).resolve() for arg in config.args]
-    # pytest neither ignores an argument it was given nor the folders above it
-    session._initialpaths = frozenset(initial)
-    session._initialpaths_with_parents = frozenset(
-        [*initial, *(parent for path in initial for parent in path.parents)])
-
-    found: dict[str, None] = {}
-
-    def add(path: Path, suffix: str = "") -> None:
-        found[_relative(path, rootpath) + suffix] = None
-
-    def walk(node: Any) -> None:
-        if isinstance(node, pytest.File) or not isinstance(node, pytest.Collector):
-            add(node.path)
-            return
-        report = collect_one_node(node)
-        if not report.passed:   # the runner that gets it reports the same failure
-            add(node.path)
-            return
-        for child in report.result:
-            walk(child)
-
-    for arg, path in zip(config.args, initial):
-        if "::" in arg:
-            add(path, "::" + arg.split("::", 1)[1])
-        elif path.is_dir():
-            directory = session.gethookproxy(path.parent).pytest_collect_directory(
-                path=path, parent=session)
-            if directory is not None:
-                walk(directory)
-        elif path.is_file():
-            for collector in session.gethookproxy(path).pytest_collect_file(
-                    file_path=path, parent=session):
-                walk(collector)
-        else:
-            raise StartupError(f"file or directory not found: {arg}")
-    return list(found)
+def _conftest_error_text(exc: Any) -> str:
+    """pytest's own words and its trimmed traceback (pytest 8.4.2 and later can say it;
+    before, the same first line and the whole traceback)."""
+    import io
+    try:
+        from _pytest.config import print_conftest_import_error
+    except ImportError:
+        cause = getattr(exc, "cause", None) or getattr(exc, "excinfo", (None, None, None))[1]
+        detail = format_exception(cause) if isinstance(cause, BaseException) else ""
+        return f"ImportError while loading conftest '{exc.path}'.\n{detail}"
+    text = io.StringIO()
+    print_conftest_import_error(exc, file=text)
+    return text.getvalue()
 
 
 LAST_FAILED = "cache/lastfailed"
@@ -547,6 +412,23 @@ def _merge_last_failed(config: Any, before: dict[str, Any] | None) -> None:
     cache.set = merging_set
 
 
+def _write_cache_as_the_controller(config: Any) -> None:
+    """pytest's cache plugins leave the records of --lf and --nf to pytest-xdist's
+    controller when they run in one of its workers (config.workerinput): a runner
+    writes its own (merged with the other runners' by _merge_last_failed), as each did
+    before it was an xdist worker to plugins."""
+    cache = getattr(config, "cache", None)
+    if cache is None or config.getoption("cacheshow") or config.getoption("collectonly"):
+        return
+    failures = config.pluginmanager.get_plugin("lfplugin")
+    if failures is not None:
+        # str(): pytest 9.2 keeps node ids as NodeId objects, written as text
+        cache.set(LAST_FAILED, {str(test): value for test, value in failures.lastfailed.items()})
+    new_first = config.pluginmanager.get_plugin("nfplugin")
+    if new_first is not None:
+        cache.set("cache/nodeids", sorted(str(test) for test in new_first.cached_nodeids))
+
+
 def _silence_terminal_reporter(config: Any) -> None:
     """Each runner's own pytest report (header, "collected N items", summary) would only
     repeat what the master reports: it goes nowhere. The runner's stdout itself stays
@@ -567,6 +449,23 @@ def _skip_terminal_summary(config: Any) -> None:
         config.pluginmanager.unregister(reporter)
 
 
+def _act_as_xdist_worker(config: Any) -> None:
+    """To plugins a runner is a pytest-xdist worker: `config.workerinput` is how they tell
+    (pytest-django suffixes its test databases by the workerid; xdist's worker_id and
+    testrun_uid fixtures read it), with pytest-xdist installed or not. The runner set
+    the PYTEST_XDIST_* variables (runner.py)."""
+    if hasattr(config, "workerinput"):
+        return
+    import sys
+    config.workerinput = {
+        "workerid": os.environ["PYTEST_XDIST_WORKER"],
+        "workercount": int(os.environ["PYTEST_XDIST_WORKER_COUNT"]),
+        "testrunuid": os.environ["PYTEST_XDIST_TESTRUNUID"],
+        "mainargv": list(sys.argv),
+    }
+    config.workeroutput = {}
+
+
 def _keep_xdist_out(config: Any) -> None:
     """medusa is the one that runs in parallel: an `-n auto` in the project's addopts
     must not make every runner start pytest-xdist workers of its own."""
@@ -576,32 +475,24 @@ def _keep_xdist_out(config: Any) -> None:
         config.option.tx = []
 
 
-def _fresh_basetemp(config: Any) -> None:
-    """With --basetemp pytest empties the folder when it starts: done once, in the worker."""
+def _build_basetemp(config: Any) -> str:
+    """The build's temporary folder, made once in the worker as pytest makes its own: a
+    new numbered /tmp/pytest-of-USER/pytest-N (old ones pruned), or --basetemp, emptied."""
     given = config.option.basetemp
     if given:
         import shutil
         shutil.rmtree(given, ignore_errors=True)
         os.makedirs(given, exist_ok=True)
+        return str(given)
+    return str(config._tmp_path_factory.getbasetemp())
 
 
-def _give_runner_its_own_basetemp(config: Any, runner: int) -> None:
-    """With --basetemp every runner would wipe the same folder: give each its own below it."""
-    given = config.option.basetemp
-    if not given:
-        return
+def _give_runner_its_own_basetemp(config: Any, basetemp: str) -> None:
+    """Each runner has a folder of its own below the build's, named as pytest-xdist names
+    its workers' (popen-gw0, ...): tests do not clobber each other's files, and fixtures
+    that share state through `tmp_path_factory.getbasetemp().parent` (xdist's recipe)
+    find one folder for the build."""
     from _pytest.tmpdir import TempPathFactory
-    config.option.basetemp = os.path.join(given, f"runner-{runner}")
+    worker = os.environ["PYTEST_XDIST_WORKER"]
+    config.option.basetemp = os.path.join(basetemp, f"popen-{worker}")
     config._tmp_path_factory = TempPathFactory.from_config(config, _ispytest=True)
-
-
-def _relative(path: Path, root: Path) -> str:
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return os.path.relpath(path, root).replace(os.sep, "/")
-
-
-def _format_exception(exc: BaseException) -> str:
-    import traceback
-    return "".join(traceback.format_exception(exc))
