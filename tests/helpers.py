@@ -149,8 +149,9 @@ def write_project(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
-def medusa_command(events_path: Path, *args: str, runners: int = 2, pytest_args=()) -> list[str]:
-    command = [sys.executable, str(MEDUSA), "--local", str(runners), *args,
+def medusa_command(events_path: Path, *args: str, runners: int = 2, pytest_args=(),
+                   python: str = sys.executable) -> list[str]:
+    command = [python, str(MEDUSA), "--local", str(runners), *args,
                "--format", f"json:{events_path}"]
     if pytest_args:
         command += ["--", *pytest_args]
@@ -158,10 +159,11 @@ def medusa_command(events_path: Path, *args: str, runners: int = 2, pytest_args=
 
 
 def start_medusa(project: Path, events_path: Path, *args: str, runners: int = 2,
-                 pytest_args=(), env: dict[str, str] | None = None) -> subprocess.Popen:
+                 pytest_args=(), env: dict[str, str] | None = None,
+                 python: str = sys.executable) -> subprocess.Popen:
     """Start medusa without waiting for it (in its own session, as from a terminal)."""
     return subprocess.Popen(medusa_command(events_path, *args, runners=runners,
-                                           pytest_args=pytest_args),
+                                           pytest_args=pytest_args, python=python),
                             cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=_environment(env), start_new_session=True)
 
@@ -175,13 +177,14 @@ def read_events(events_path: Path) -> list[dict]:
 
 
 def run_medusa(project: Path, *args: str, runners: int = 2, pytest_args=(),
-               timeout: float = 120, env: dict[str, str] | None = None) -> MedusaRun:
+               timeout: float = 120, env: dict[str, str] | None = None,
+               python: str = sys.executable) -> MedusaRun:
     """Run `bin/medusa --local N ARGS --format json:... [-- PYTEST_ARGS]` in `project`."""
     scratch = Path(tempfile.mkdtemp(prefix="medusa-test-events-"))
     events_path = scratch / "events.jsonl"
     try:
         process = start_medusa(project, events_path, *args, runners=runners,
-                               pytest_args=pytest_args, env=env)
+                               pytest_args=pytest_args, env=env, python=python)
         try:
             stdout, stderr = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -195,7 +198,8 @@ def run_medusa(project: Path, *args: str, runners: int = 2, pytest_args=(),
 
 
 def serial_outcomes(project: Path, pytest_args=(), timeout: float = 120,
-                    env: dict[str, str] | None = None, cache: bool = False) -> SerialRun:
+                    env: dict[str, str] | None = None, cache: bool = False,
+                    python: str = sys.executable) -> SerialRun:
     """Run the real pytest serially in `project` and return what it counted per test.
     `cache=True` keeps pytest's cache plugin (for --lf and friends)."""
     scratch = Path(tempfile.mkdtemp(prefix="medusa-test-recorder-"))
@@ -206,7 +210,7 @@ def serial_outcomes(project: Path, pytest_args=(), timeout: float = 120,
         environment["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(scratch), environment.get("PYTHONPATH", "")) if p)
         environment["MEDUSA_RECORDER_OUT"] = str(out)
-        command = [sys.executable, "-P", "-m", "pytest",
+        command = [python, "-P", "-m", "pytest",
                    *(() if cache else ("-p", "no:cacheprovider")),
                    "--continue-on-collection-errors", "-p", "medusa_test_recorder",
                    *pytest_args]
@@ -253,11 +257,14 @@ def check_consistent(run: MedusaRun) -> None:
 
 
 def assert_same_as_pytest(project: Path, *paths: str, pytest_args=(), runners: int = 2,
-                          env: dict[str, str] | None = None) -> tuple[MedusaRun, SerialRun]:
-    """Run both, and assert medusa counted every test as pytest did, with its exit code."""
-    serial = serial_outcomes(project, pytest_args=(*pytest_args, *paths), env=env)
+                          env: dict[str, str] | None = None,
+                          python: str = sys.executable) -> tuple[MedusaRun, SerialRun]:
+    """Run both, and assert medusa counted every test as pytest did, with its exit code.
+    `python`: an interpreter with another pytest (tests/test_pytest_versions.py)."""
+    serial = serial_outcomes(project, pytest_args=(*pytest_args, *paths), env=env, python=python)
     assert serial.outcomes is not None, f"pytest did not finish its session\n{serial}"
-    run = run_medusa(project, *paths, runners=runners, pytest_args=pytest_args, env=env)
+    run = run_medusa(project, *paths, runners=runners, pytest_args=pytest_args, env=env,
+                     python=python)
     assert run.outcomes == serial.outcomes, (
         f"medusa and pytest disagree\nonly medusa: {_minus(run.outcomes, serial.outcomes)}\n"
         f"only pytest: {_minus(serial.outcomes, run.outcomes)}\n{run}\n{serial}")
