@@ -38,6 +38,16 @@ class BuildStop(Exception):
         self.exit_code = exit_code
 
 
+def usage_error_text(exc: BaseException) -> str:
+    """pytest's UsageError on one line."""
+    return "; ".join(" ".join(str(arg).split()) for arg in exc.args)
+
+
+def exit_code_of(exc: Any) -> int:
+    """The code a pytest.exit() asks for (pytest's own default: interrupted, 2)."""
+    return 2 if exc.returncode is None else int(exc.returncode)
+
+
 class _Recorder:
     """Registered while the worker collects: what pytest's collection says besides the items."""
 
@@ -72,10 +82,10 @@ class SessionCollection:
             with _exit_is_a_collection_error():
                 config.hook.pytest_collection(session=session)
         except pytest.UsageError as exc:   # a path or node id that does not exist: pytest exits 4
-            raise StartupError("pytest: " + "; ".join(" ".join(str(a).split()) for a in exc.args)) from exc
+            raise StartupError("pytest: " + usage_error_text(exc)) from exc
         except pytest.exit.Exception as exc:
-            code = 2 if exc.returncode is None else int(exc.returncode)
-            raise StartupError(f"pytest.exit() while collecting: {exc.msg}", exit_code=code) from exc
+            raise StartupError(f"pytest.exit() while collecting: {exc.msg}",
+                               exit_code=exit_code_of(exc)) from exc
         finally:
             config.pluginmanager.unregister(recorder)
         self.by_file: dict[str, list[Any]] = {}
@@ -191,7 +201,7 @@ class FileCollection:
         try:
             return list(self.session.perform_collect([str(self.config.rootpath / file)]))
         except pytest.UsageError as exc:   # a node id or file that does not exist: pytest exits 4
-            raise BuildStop("; ".join(" ".join(str(a).split()) for a in exc.args), 4) from exc
+            raise BuildStop(usage_error_text(exc), 4) from exc
 
 
 class _Tree:

@@ -28,7 +28,8 @@ import pytest
 from medusa.drivers import (COLLECT_OPTION, STOP_SIGNAL, Channel, DriverOptions, Prepared,
                             StartupError)
 from medusa.drivers.common import format_exception, truncate
-from medusa.drivers.pytest_collection import BuildStop, FileCollection, SessionCollection
+from medusa.drivers.pytest_collection import (BuildStop, FileCollection, SessionCollection,
+                                              exit_code_of)
 from medusa.messages import RunFile
 
 OLDEST_PYTEST = (7, 4)
@@ -186,8 +187,8 @@ class _RunnerPlugin:
                 self.reports, stopped = [], True
                 break
             except pytest.exit.Exception as exc:
-                code = 2 if exc.returncode is None else int(exc.returncode)
-                raise BuildStop(f"pytest.exit() in {item.nodeid}: {exc.msg}", code) from exc
+                raise BuildStop(f"pytest.exit() in {item.nodeid}: {exc.msg}",
+                                exit_code_of(exc)) from exc
             except KeyboardInterrupt as exc:
                 raise BuildStop(f"KeyboardInterrupt in {item.nodeid}", 2) from exc
         self.channel.file_complete(work.file, time.perf_counter() - started, len(items),
