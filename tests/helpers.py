@@ -257,14 +257,15 @@ def check_consistent(run: MedusaRun) -> None:
 
 
 def assert_same_as_pytest(project: Path, *paths: str, pytest_args=(), runners: int = 2,
-                          env: dict[str, str] | None = None,
+                          env: dict[str, str] | None = None, medusa_args=(),
                           python: str = sys.executable) -> tuple[MedusaRun, SerialRun]:
     """Run both, and assert medusa counted every test as pytest did, with its exit code.
-    `python`: an interpreter with another pytest (tests/test_pytest_versions.py)."""
+    `python`: an interpreter with another pytest (tests/test_pytest_versions.py);
+    `medusa_args`: medusa's own options, for medusa only."""
     serial = serial_outcomes(project, pytest_args=(*pytest_args, *paths), env=env, python=python)
     assert serial.outcomes is not None, f"pytest did not finish its session\n{serial}"
-    run = run_medusa(project, *paths, runners=runners, pytest_args=pytest_args, env=env,
-                     python=python)
+    run = run_medusa(project, *medusa_args, *paths, runners=runners, pytest_args=pytest_args,
+                     env=env, python=python)
     assert run.outcomes == serial.outcomes, (
         f"medusa and pytest disagree\nonly medusa: {_minus(run.outcomes, serial.outcomes)}\n"
         f"only pytest: {_minus(serial.outcomes, run.outcomes)}\n{run}\n{serial}")

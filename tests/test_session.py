@@ -73,6 +73,32 @@ def test_per_file_collection_is_the_opt_in_that_gives_this_up(tmp_path):
     assert begin["tests"] is None, begin
 
 
+def test_per_file_collection_keeps_a_subfolders_conftest_fixtures(tmp_path):
+    """`--collect file` with a folder argument: the runners reach each file through the
+    folder nodes the worker made as it found the files. pytest 9 binds a conftest's
+    fixtures to its folder's node, so a runner's own copy of the folder saw none of them
+    (jinja2's suite: `fixture 'env' not found` on half its tests)."""
+    files = {"tests/conftest.py": """
+        import pytest
+
+        @pytest.fixture
+        def env():
+            return {"ready": True}
+    """}
+    for number in range(6):
+        files[f"tests/test_{number}.py"] = f"""
+            def test_uses_env(env):
+                assert env["ready"]
+
+            def test_plain():
+                assert {number} >= 0
+        """
+    project = write_project(tmp_path / "p", files)
+    run, serial = assert_same_as_pytest(project, "tests", medusa_args=("--collect", "file"))
+    assert serial.counts == {"passed": 12}, serial
+    assert run.counts == {"passed": 12}, run
+
+
 # A conftest that writes down what pytest's collection hooks saw, one line per call, in
 # a log beside the project (the runners' process ids show who called them).
 HOOKS_CONFTEST = """

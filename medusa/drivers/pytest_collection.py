@@ -165,11 +165,13 @@ class FileCollection:
                                f"collectors); this is pytest {pytest.__version__}")
         self.session = session
         self.config = session.config
-        self.files = tuple(_find_files(session, session.config))
+        # made in the worker as it finds the files, inherited by the runners: pytest binds
+        # a folder's conftest fixtures to the folder's node the first time it is collected
+        self.tree = _Tree(session)
+        self.files = tuple(_find_files(session, session.config, self.tree))
         self.tests: tuple[tuple[str, ...], ...] | None = None   # known once they run
         self.deselected = 0   # counted by each runner as it collects
         self.warnings = 0
-        self.tree = _Tree(session)
 
     def collect(self, work: RunFile) -> tuple[list[Any], list[Any]]:
         """Collect one file the way pytest's own collection reaches it, through the same
@@ -216,6 +218,7 @@ class _Tree:
         self.session = session
         self.nodes: dict[Path, Any] = {}
         self.listings: dict[Path, dict[Path, list[Any]]] = {}   # folder -> path -> nodes
+        self.failures: set[Path] = set()
 
     def files(self, path: Path) -> list[Any]:
         """The File collectors pytest makes for this path in its folder (none: unknown)."""
@@ -224,6 +227,12 @@ class _Tree:
             return []
         return [node for node in self.listing(directory).get(path, [])
                 if isinstance(node, pytest.File)]
+
+    def failed(self, directory: Any) -> bool:
+        """The folder's listing failed (its conftest.py, say): the runner that gets one of
+        its files reports the failure."""
+        self.listing(directory)
+        return directory.path in self.failures
 
     def directory(self, path: Path) -> Any:
         if path not in self.nodes:
@@ -249,6 +258,8 @@ class _Tree:
             children: dict[Path, list[Any]] = {}
             for node in report.result if report.passed else []:
                 children.setdefault(node.path, []).append(node)
+            if not report.passed:
+                self.failures.add(directory.path)
             self.listings[directory.path] = children
         return self.listings[directory.path]
 
@@ -263,9 +274,9 @@ def _collection_warnings(config: Any) -> Any:
     return catch_warnings_for_item(config=config, ihook=config.hook, when="collect", item=None)
 
 
-def _find_files(session: Any, config: Any) -> list[str]:
+def _find_files(session: Any, config: Any, tree: _Tree) -> list[str]:
     """The files pytest would collect for its arguments, relative to the rootdir, without
-    importing a test module."""
+    importing a test module; through the directory nodes the runners will use."""
     from _pytest.runner import collect_one_node
     rootpath: Path = config.rootpath
     invocation = Path(config.invocation_params.dir)
@@ -286,25 +297,29 @@ def _find_files(session: Any, config: Any) -> list[str]:
     def walk(node: Any) -> None:
         if isinstance(node, pytest.File) or not isinstance(node, pytest.Collector):
             add(node.path)
-            return
-        report = collect_one_node(node)
-        if not report.passed:   # the runner that gets it reports the same failure
-            add(node.path)
-            return
-        for child in report.result:
-            walk(child)
+        elif isinstance(node, pytest.Directory):
+            if tree.failed(node):
+                add(node.path)
+            for children in tree.listing(node).values():
+                for child in children:
+                    walk(child)
+        else:
+            report = collect_one_node(node)
+            if not report.passed:   # the runner that gets it reports the same failure
+                add(node.path)
+                return
+            for child in report.result:
+                walk(child)
 
     for arg, path in zip(config.args, initial):
         if "::" in arg:
             add(path, "::" + arg.split("::", 1)[1])
         elif path.is_dir():
-            directory = session.gethookproxy(path.parent).pytest_collect_directory(
-                path=path, parent=session)
+            directory = tree.directory(path)
             if directory is not None:
                 walk(directory)
         elif path.is_file():
-            for collector in session.gethookproxy(path).pytest_collect_file(
-                    file_path=path, parent=session):
+            for collector in tree.files(path):
                 walk(collector)
         else:
             raise StartupError(f"file or directory not found: {arg}")
