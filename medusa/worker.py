@@ -143,7 +143,7 @@ class Worker:
         try:
             driver = drivers.create(self.cfg.driver)
             prepared = driver.prepare(self.cfg.paths, self.cfg.framework_args,
-                                      self.cfg.driver_options)
+                                      self.cfg.driver_options, processes=self.runner_count)
         except drivers.StartupError as exc:
             self.send(messages.WorkerStartupFailure(self.cfg.worker, exc.message, exc.detail,
                                                     exc.exit_code))

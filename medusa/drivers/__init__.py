@@ -88,10 +88,13 @@ class Channel(Protocol):
 
 
 class Driver(Protocol):
+    """`prepare` runs in the worker before the runners are forked; `processes` is how
+    many processes it may use meanwhile (the runners' slots, not yet taken)."""
+
     name: str
 
     def prepare(self, paths: tuple[str, ...], framework_args: tuple[str, ...],
-                options: DriverOptions = ()) -> Prepared: ...
+                options: DriverOptions = (), processes: int = 1) -> Prepared: ...
 
     def serve(self, channel: Channel, runner: int) -> int: ...
 

@@ -42,10 +42,10 @@ class AutoDriver:
         self.driver: Driver | None = None
 
     def prepare(self, paths: tuple[str, ...], framework_args: tuple[str, ...],
-                options: DriverOptions = ()) -> Prepared:
+                options: DriverOptions = (), processes: int = 1) -> Prepared:
         choice = detect(Path.cwd(), paths, options)
         self.driver = create(choice.driver)
-        prepared = self.driver.prepare(paths, framework_args, options)
+        prepared = self.driver.prepare(paths, framework_args, options, processes)
         return dataclasses.replace(prepared, framework=f"{prepared.framework} "
                                                       f"(auto: {choice.reason})")
 

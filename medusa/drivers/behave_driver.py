@@ -79,7 +79,7 @@ class BehaveDriver:
     # --- worker side ---------------------------------------------------------------------
 
     def prepare(self, paths: tuple[str, ...], framework_args: tuple[str, ...],
-                options: DriverOptions = ()) -> Prepared:
+                options: DriverOptions = (), processes: int = 1) -> Prepared:
         _check_version(behave.__version__)
         self.rootdir = os.getcwd()
         config = _configuration([*framework_args, *paths])

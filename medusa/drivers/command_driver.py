@@ -99,7 +99,7 @@ class CommandDriver:
     # --- worker side ---------------------------------------------------------------------
 
     def prepare(self, paths: tuple[str, ...], framework_args: tuple[str, ...],
-                options: DriverOptions = ()) -> Prepared:
+                options: DriverOptions = (), processes: int = 1) -> Prepared:
         self.rootdir = Path.cwd()
         self.args = framework_args
         self.settings = CommandSettings.from_options(options).for_project(self.rootdir, paths)

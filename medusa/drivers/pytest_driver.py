@@ -30,6 +30,7 @@ from medusa.drivers import (COLLECT_OPTION, STOP_SIGNAL, Channel, DriverOptions,
 from medusa.drivers.common import format_exception, truncate
 from medusa.drivers.pytest_collection import (BuildStop, FileCollection, SessionCollection,
                                               exit_code_of)
+from medusa.drivers.pytest_rewrite import rewritten_ahead
 from medusa.messages import RunFile
 
 OLDEST_PYTEST = (7, 4)
@@ -48,7 +49,7 @@ class PytestDriver:
     # --- worker side ---------------------------------------------------------------------
 
     def prepare(self, paths: tuple[str, ...], framework_args: tuple[str, ...],
-                options: DriverOptions = ()) -> Prepared:
+                options: DriverOptions = (), processes: int = 1) -> Prepared:
         self._check_version(pytest.__version__)
         self.config = config = _load_config([*framework_args, *paths])
         _keep_xdist_out(config)
@@ -64,8 +65,11 @@ class PytestDriver:
         self.session = session = Session.from_config(config)
         session.exitstatus = pytest.ExitCode.OK   # as pytest's wrap_session starts it
         config.hook.pytest_sessionstart(session=session)
-        per_file = dict(options).get(COLLECT_OPTION) == "file"
-        self.collection = (FileCollection if per_file else SessionCollection)(session)
+        if dict(options).get(COLLECT_OPTION) == "file":
+            self.collection = FileCollection(session)
+        else:
+            with rewritten_ahead(config, helpers=processes - 1):
+                self.collection = SessionCollection(session)
         capture = config.pluginmanager.getplugin("capturemanager")
         if capture is not None:
             capture.stop_global_capturing()

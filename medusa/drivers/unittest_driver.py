@@ -99,7 +99,7 @@ class UnittestDriver:
     # --- worker side ---------------------------------------------------------------------
 
     def prepare(self, paths: tuple[str, ...], framework_args: tuple[str, ...],
-                options: DriverOptions = ()) -> Prepared:
+                options: DriverOptions = (), processes: int = 1) -> Prepared:
         self.options = parse_options(framework_args)
         self.rootdir = os.getcwd()
         # `python -m unittest` runs with the current folder first on sys.path; tests may

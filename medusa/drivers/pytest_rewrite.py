@@ -1,0 +1,171 @@
+"""Test modules' asserts rewritten in parallel, ahead of the worker's collection.
+
+pytest rewrites the asserts of every test module it imports (parse, transform, compile).
+On a suite of many small files that is half of the collection, and the worker collects
+the whole session in one process while the runners' slots are still idle. So the worker
+forks helpers into those slots. They rewrite the files that collection will import
+last, and store the result in pytest's own cache of rewritten modules. Collection starts
+from the first file and finds the rest done.
+
+It is only a cache. A file no helper reached, or one guessed wrong, is rewritten by
+pytest as always. A cached module is used only if it matches its source, which pytest
+checks.
+
+pytest normally writes that cache to `__pycache__` beside the sources, and the helpers
+write it there too. Under PYTHONDONTWRITEBYTECODE nothing may be written beside the
+sources: the helpers then write into a temporary folder, pytest reads from it while the
+worker collects, and the folder is removed afterwards.
+
+This leans on private names of `_pytest.assertion.rewrite`, stable from pytest 7.4 to 9.
+Where they are missing, the helpers are not used.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import shutil
+import signal
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+# Fewer files than this: forking helpers costs more than it saves.
+MIN_FILES = 16
+
+
+@contextlib.contextmanager
+def rewritten_ahead(config: Any, helpers: int) -> Iterator[None]:
+    """While the block collects, `helpers` processes rewrite the test modules from the
+    end of the collection order."""
+    rewrite = _rewrite_module()
+    state = _assertion_state(config, rewrite)
+    files = _likely_test_files(config, state) if helpers > 0 and state is not None else []
+    if len(files) < MIN_FILES:
+        yield
+        return
+    with _cache_folder(rewrite):
+        stop_reading, stop_writing = os.pipe()
+        pids = [_fork_helper(config, state, rewrite, files[::-1][index::helpers],
+                             stop_reading, stop_writing) for index in range(helpers)]
+        os.close(stop_reading)
+        try:
+            yield
+        finally:
+            os.close(stop_writing)   # the helpers stop after the file they are on
+            for pid in pids:
+                os.waitpid(pid, 0)
+
+
+def _rewrite_module() -> Any:
+    try:
+        from _pytest.assertion import rewrite
+    except ImportError:
+        return None
+    needed = ("assertstate_key", "get_cache_dir", "try_makedirs", "_read_pyc",
+              "_rewrite_test", "_write_pyc", "PYC_TAIL")
+    return rewrite if all(hasattr(rewrite, name) for name in needed) else None
+
+
+def _assertion_state(config: Any, rewrite: Any) -> Any:
+    """pytest's assertion state, if it rewrites (not under --assert=plain)."""
+    if rewrite is None:
+        return None
+    state = config.stash.get(rewrite.assertstate_key, None)
+    if state is None or getattr(state, "mode", None) != "rewrite" or state.hook is None:
+        return None
+    return state
+
+
+@contextlib.contextmanager
+def _cache_folder(rewrite: Any) -> Iterator[None]:
+    """Under PYTHONDONTWRITEBYTECODE, pytest's cache of rewritten modules moves into a
+    temporary folder for as long as the block runs."""
+    if not sys.dont_write_bytecode:
+        yield
+        return
+    folder = Path(tempfile.mkdtemp(prefix="medusa-rewritten-"))
+    beside_the_source = rewrite.get_cache_dir
+
+    def in_the_folder(file_path: Path) -> Path:
+        return folder / Path(*file_path.parts[1:-1])
+
+    rewrite.get_cache_dir = in_the_folder
+    try:
+        yield
+    finally:
+        rewrite.get_cache_dir = beside_the_source
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _fork_helper(config: Any, state: Any, rewrite: Any, files: list[Path],
+                 stop_reading: int, stop_writing: int) -> int:
+    pid = os.fork()
+    if pid:
+        return pid
+    try:
+        os.close(stop_writing)
+        # the worker's handlers clean up after the worker: not this process's business
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        for file in files:
+            if select.select([stop_reading], [], [], 0)[0]:
+                break
+            _rewrite_one(config, state, rewrite, file)
+    finally:
+        os._exit(0)   # nothing of the worker's (atexit, buffered output) runs here
+
+
+def _rewrite_one(config: Any, state: Any, rewrite: Any, file: Path) -> None:
+    pyc = rewrite.get_cache_dir(file) / (file.name[:-3] + rewrite.PYC_TAIL)
+    try:
+        if rewrite._read_pyc(file, pyc) is not None or not rewrite.try_makedirs(pyc.parent):
+            return
+        stamp, code = rewrite._rewrite_test(file, config)
+        rewrite._write_pyc(state, code, stamp, pyc)
+    except Exception:   # a syntax error, say: collection reports it, as it would anyway
+        pass
+
+
+def _likely_test_files(config: Any, state: Any) -> list[Path]:
+    """The files pytest will probably import as test modules, in collection order (a
+    guess: a wrong one costs a helper some work, nothing else)."""
+    try:
+        from _pytest.pathlib import fnmatch_ex
+    except ImportError:
+        return []
+    patterns = list(state.hook.fnpats)
+    ignored = {Path(path).resolve() for path in config.getoption("ignore") or ()}
+    skipped_dirs = list(config.getini("norecursedirs"))
+    invocation = Path(config.invocation_params.dir)
+    found: list[Path] = []
+
+    def wanted_dir(path: Path) -> bool:
+        return (path not in ignored and not any(fnmatch_ex(p, path) for p in skipped_dirs)
+                and not (path / "pyvenv.cfg").is_file())
+
+    def walk(folder: Path) -> None:
+        try:
+            entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+        except OSError:
+            return
+        for entry in entries:
+            path = Path(entry.path)
+            if entry.is_dir(follow_symlinks=False):
+                if wanted_dir(path):
+                    walk(path)
+            elif (entry.name.endswith(".py") and path not in ignored
+                  and any(fnmatch_ex(pattern, path) for pattern in patterns)):
+                found.append(path)
+
+    if config.option.pyargs:
+        return []
+    for arg in config.args:
+        path = (invocation / arg.split("::")[0]).resolve()
+        if path.is_dir():
+            walk(path)
+        elif path.suffix == ".py":
+            found.append(path)   # a file named on the command line is rewritten anyway
+    return list(dict.fromkeys(found))
