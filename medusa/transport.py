@@ -7,12 +7,14 @@ master's event loop. After the handshake a message larger than `max_bytes` drops
 """
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 import queue
 import secrets
 import socket
 import threading
+import time
 from multiprocessing.connection import (  # the challenge is the stdlib's, not ours
     Connection,
     answer_challenge,
@@ -21,6 +23,12 @@ from multiprocessing.connection import (  # the challenge is the stdlib's, not o
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 HANDSHAKE_SECONDS = 10.0
+# Connections in their handshake at once. Each costs two threads and two descriptors, so
+# a local user who opens hundreds and says nothing would exhaust the process: past this,
+# the oldest unproven one is dropped (a real peer proves itself in milliseconds).
+MAX_UNPROVEN = 32
+# accept() errors that mean "out of resources for now", not "the listener is gone"
+_RESOURCE_ERRORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
 def new_authkey() -> bytes:
@@ -68,6 +76,8 @@ class Server:
         self._wake_r, self._wake_w = os.pipe()
         self.rejected = 0
         self._closed = False
+        self._unproven: list[socket.socket] = []   # oldest first
+        self._lock = threading.Lock()
         threading.Thread(target=self._accept_loop, name="medusa-accept", daemon=True).start()
 
     def fileno(self) -> int:
@@ -97,27 +107,51 @@ class Server:
         while not self._closed:
             try:
                 sock, _ = self._sock.accept()
-            except OSError:
-                return
+            except OSError as exc:
+                if self._closed or exc.errno not in _RESOURCE_ERRORS | {errno.ECONNABORTED}:
+                    return
+                # out of descriptors: free the oldest unproven connection; the others
+                # wait in the kernel's backlog meanwhile
+                self._drop_oldest()
+                time.sleep(0.05)
+                continue
+            self._start_handshake(sock)
+
+    def _start_handshake(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._unproven.append(sock)
+            excess = len(self._unproven) - MAX_UNPROVEN
+        for _ in range(max(0, excess)):
+            self._drop_oldest()
+        try:
             threading.Thread(target=self._handshake, args=(sock,), daemon=True).start()
+        except RuntimeError:   # no thread to be had: this one waits no more
+            self._forget(sock)
+            sock.close()
+
+    def _drop_oldest(self) -> None:
+        with self._lock:
+            oldest = self._unproven[0] if self._unproven else None
+        if oldest is not None:
+            _shutdown_quietly(oldest)   # its handshake fails at once and closes it
+            self._forget(oldest)
+
+    def _forget(self, sock: socket.socket) -> None:
+        with self._lock:
+            if sock in self._unproven:
+                self._unproven.remove(sock)
 
     def _handshake(self, sock: socket.socket) -> None:
-        # A silent client would block the challenge forever: shutting the socket down
-        # at the deadline makes the blocked read return.
-        deadline = threading.Timer(self._handshake_seconds, _shutdown_quietly, args=(sock,))
-        deadline.start()
-        _no_delay(sock)
-        conn = Connection(os.dup(sock.fileno()))
         try:
-            deliver_challenge(conn, self._authkey)
-            answer_challenge(conn, self._authkey)
-        except Exception:  # wrong key, garbage, EOF, oversized challenge reply
+            conn = self._prove(sock)
+        except Exception:   # out of descriptors or threads mid-way: as if rejected
+            conn = None
             self.rejected += 1
-            conn.close()
-            return
         finally:
-            deadline.cancel()
+            self._forget(sock)
             sock.close()
+        if conn is None:
+            return
         if self._closed:
             conn.close()
             return
@@ -126,6 +160,26 @@ class Server:
             os.write(self._wake_w, b"x")
         except OSError:
             conn.close()
+
+    def _prove(self, sock: socket.socket) -> Connection | None:
+        """The connection, once its peer proved it holds the key; None if it did not."""
+        # A silent client would block the challenge forever: shutting the socket down
+        # at the deadline makes the blocked read return.
+        deadline = threading.Timer(self._handshake_seconds, _shutdown_quietly, args=(sock,))
+        deadline.start()
+        try:
+            _no_delay(sock)
+            conn = Connection(os.dup(sock.fileno()))
+            try:
+                deliver_challenge(conn, self._authkey)
+                answer_challenge(conn, self._authkey)
+            except Exception:  # wrong key, garbage, EOF, oversized challenge reply
+                self.rejected += 1
+                conn.close()
+                return None
+            return conn
+        finally:
+            deadline.cancel()
 
 
 def _shutdown_quietly(sock: socket.socket) -> None:

@@ -1,0 +1,156 @@
+"""Hostile tests, bad bytes, local attackers and user mistakes: each is reproduced for real
+(a real listener under a real descriptor limit, real runners whose tests write junk into
+their pipes), and each must end with one clear message, the right exit code and nothing
+lost."""
+from __future__ import annotations
+
+import os
+import random
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+
+from helpers import run_medusa, write_project
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from medusa import messages, transport  # noqa: E402
+
+# --- a local user floods the master's port ------------------------------------------------
+
+# A listener in a process of its own, under a descriptor limit of 256: it prints its port,
+# waits for "go", then hands out one good client and echoes one message back to it.
+LISTENER = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+from multiprocessing.connection import wait
+from medusa import transport
+server = transport.Server(bytes.fromhex(sys.argv[1]), handshake_seconds=120)
+print(server.address[1], flush=True)
+sys.stdin.readline()
+while True:
+    if wait([server], timeout=60):
+        conns = server.accepted()
+        if conns:
+            break
+    else:
+        sys.exit("nothing accepted")
+conn = conns[0]
+transport.send(conn, transport.recv(conn))
+print("echoed", server.rejected, flush=True)
+"""
+
+
+def test_a_flood_of_silent_connections_does_not_stop_the_listener(tmp_path):
+    """600 connections that never answer the challenge, against a process that may hold
+    256 descriptors: the listener keeps accepting (the oldest unproven ones are dropped)
+    and a client with the key still gets through, without a traceback."""
+    key = transport.new_authkey()
+    listener = subprocess.Popen([sys.executable, "-c", LISTENER, key.hex()], cwd=ROOT,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    flood: list[socket.socket] = []
+    try:
+        port = int(listener.stdout.readline())
+        for _ in range(600):
+            try:
+                flood.append(socket.create_connection(("127.0.0.1", port), timeout=2))
+            except OSError:
+                break   # the backlog is full: the flood is as big as it can be
+        listener.stdin.write("go\n")
+        listener.stdin.flush()
+        echoed: list[object] = []
+
+        def good_client() -> None:
+            conn = transport.connect(("127.0.0.1", port), key)
+            transport.send(conn, messages.Heartbeat("me"))
+            echoed.append(transport.recv(conn))
+            conn.close()
+
+        client = threading.Thread(target=good_client, daemon=True)
+        client.start()
+        client.join(timeout=60)
+        assert echoed == [messages.Heartbeat("me")], "the good client never got through"
+        out, err = listener.communicate(timeout=60)
+    finally:
+        for sock in flood:
+            sock.close()
+        if listener.poll() is None:
+            listener.kill()
+            listener.communicate()
+    assert listener.returncode == 0, err
+    assert out.startswith("echoed"), out
+    assert "Traceback" not in err and "Too many open files" not in err, err
+
+
+# --- a test writes junk into the pipes its runner inherited -------------------------------
+
+JUNK_WRITER = """
+    import os, stat
+
+    def test_before():
+        pass
+
+    def test_writes_junk():
+        for fd in range(3, 256):
+            try:
+                mode = os.fstat(fd).st_mode
+            except OSError:
+                continue
+            if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+                try:
+                    os.write(fd, b"\\0\\0\\0\\4junk")
+                except OSError:
+                    pass
+
+    def test_after():
+        pass
+"""
+
+
+def test_junk_in_a_runners_pipes_ends_that_runner_only(tmp_path):
+    project = write_project(tmp_path / "p", {
+        "tests/test_junk.py": JUNK_WRITER,
+        **{f"tests/test_ok{n}.py": "def test_ok():\n    pass\n" for n in range(4)},
+    })
+    run = run_medusa(project, timeout=120)
+    assert run.exit_code == 1, run
+    outcomes = dict(run.outcomes)
+    assert outcomes["tests/test_junk.py::test_writes_junk"] == "error", run
+    assert outcomes["tests/test_junk.py::test_before"] == "passed", run
+    assert outcomes["tests/test_junk.py::test_after"] == "passed", run
+    for n in range(4):
+        assert outcomes[f"tests/test_ok{n}.py::test_ok"] == "passed", run
+    assert len(run.outcomes) == 7, run
+    error = next(r for r in run.results if r["test"] == "tests/test_junk.py::test_writes_junk")
+    assert "not a medusa message" in error["message"], error
+    assert run.finished["not_run"] == [], run
+
+
+def test_random_frames_from_a_runner_never_end_the_worker(tmp_path):
+    """A fuzz, bounded: tests that write random frames (a real length, random bytes)
+    to every pipe and socket they inherited. Each such test is an error; every other
+    test passes."""
+    rng = random.Random(20261203)
+    files = {}
+    for n in range(6):
+        payload = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 64)))
+        frame = len(payload).to_bytes(4, "big") + payload
+        files[f"tests/test_fuzz{n}.py"] = textwrap.dedent(JUNK_WRITER).replace(
+            'b"\\0\\0\\0\\4junk"', repr(frame))
+    project = write_project(tmp_path / "p", files)
+    run = run_medusa(project, timeout=180)
+    outcomes = dict(run.outcomes)
+    assert len(run.outcomes) == 18, run
+    for n in range(6):
+        assert outcomes[f"tests/test_fuzz{n}.py::test_before"] == "passed", run
+        assert outcomes[f"tests/test_fuzz{n}.py::test_after"] == "passed", run
+        assert outcomes[f"tests/test_fuzz{n}.py::test_writes_junk"] in ("error", "passed"), run
+    assert run.exit_code in (0, 1), run
+    assert "internal error" not in run.stdout + run.stderr, run
