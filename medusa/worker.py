@@ -32,6 +32,11 @@ HEARTBEAT_SECONDS = 2.0
 # A runner told to stop its tests (StopTests) that still holds its file after this long
 # is killed: its test ignores the signal (stuck in C code, or the driver cannot stop).
 STOP_GRACE_SECONDS = 2.0
+# What a runner sends, on which of its pipes; anything else there was written by a test.
+CONTROL_MESSAGES = (messages.RequestFile, messages.FileComplete, messages.StopBuild,
+                    messages.InitializerStart, messages.InitializerOutput,
+                    messages.InitializerResult)
+RESULT_MESSAGES = (messages.TestStarted, messages.Result, messages.ArtifactChunk)
 
 
 @dataclass
@@ -308,10 +313,7 @@ class Worker:
     def from_runner(self, slot: RunnerSlot) -> None:
         # its results written before this message go first
         self.relay_results(slot)
-        try:
-            message = transport.recv(slot.conn)
-        except (EOFError, OSError):
-            message = None
+        message = self.read_runner(slot, slot.conn, CONTROL_MESSAGES)
         if message is None:
             # outside the except block: a replacement forked there would carry the
             # EOFError as the context of every exception its tests raise
@@ -329,11 +331,35 @@ class Worker:
                                  f"{message.message}", message.detail, 1))
             raise SystemExit(1)
 
+    def read_runner(self, slot: RunnerSlot, conn: Connection,
+                    expected: tuple[type, ...]) -> object | None:
+        """The runner's next message on `conn`; None once it is gone. Anything but one of
+        our messages means a test wrote into the pipes its runner inherited: that runner
+        is ended (its test an error that says so, its file goes on elsewhere) and no
+        other."""
+        if slot.killed_for:
+            return None
+        try:
+            message = transport.recv(conn)
+        except (EOFError, OSError):
+            return None
+        except Exception as exc:   # the bytes are not a pickle: UnpicklingError and kin
+            message = exc
+        if isinstance(message, expected):
+            return message
+        slot.killed_for = (f"killed: its pipe to the worker carried something that is not "
+                           f"a medusa message ({_junk(message)}); did a test write "
+                           f"to a file descriptor it inherited?")
+        _signal(slot.pid, signal.SIGKILL)
+        return None
+
     def relay_results(self, slot: RunnerSlot) -> None:
         results = []
         try:
-            while slot.results.poll():
-                message = transport.recv(slot.results)
+            while not slot.killed_for and slot.results.poll():
+                message = self.read_runner(slot, slot.results, RESULT_MESSAGES)
+                if message is None:
+                    break
                 if isinstance(message, messages.TestStarted):
                     slot.test, slot.test_started = message.test, time.monotonic()
                     continue
@@ -468,3 +494,12 @@ def _describe_status(status: int) -> str:
             name = "unknown"
         return f"killed by signal {number} ({name})"
     return f"exit code {os.WEXITSTATUS(status)}"
+
+
+def _junk(thing: object) -> str:
+    """What came instead of a message, in a few words."""
+    if isinstance(thing, Exception):
+        text = f"{type(thing).__name__}: {thing}"
+    else:
+        text = f"a {type(thing).__name__}"
+    return text if len(text) <= 120 else text[:117] + "..."
