@@ -186,10 +186,20 @@ def split_framework_args(argv: list[str]) -> tuple[list[str], list[str]]:
     return argv, []
 
 
+def _never_fail_on_bad_text() -> None:
+    """Text that is not valid UTF-8 (a test's message with surrogates, a file named
+    test_\\xff.py) is printed with backslash escapes, as pytest prints it, not a crash."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
+
+
 def main(argv: list[str] | None = None, as_module: bool = False) -> int:
     """`as_module`: started as `python -m medusa`, which (like `python -m pytest`) puts
     the current folder on sys.path of the tests."""
     argv = sys.argv[1:] if argv is None else argv
+    _never_fail_on_bad_text()
     if argv[:1] == ["worker"]:
         return worker_entry(argv[1:])
     if argv[:1] == ["setup"]:

@@ -64,7 +64,8 @@ def record(path: Path, news: dict[str, FileTiming], now: float | None = None) ->
 def _write_atomically(path: Path, data: object) -> None:
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
+        # a file name that is not UTF-8 is written as \udcff, which JSON reads back as it was
+        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as out:
             json.dump(data, out, indent=0, ensure_ascii=False)
         os.replace(temporary, path)
     except BaseException:

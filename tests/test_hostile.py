@@ -4,6 +4,7 @@ their pipes), and each must end with one clear message, the right exit code and 
 lost."""
 from __future__ import annotations
 
+import json
 import os
 import random
 import socket
@@ -11,9 +12,9 @@ import subprocess
 import sys
 import textwrap
 import threading
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import pytest
 
 from helpers import run_medusa, write_project
 
@@ -154,3 +155,45 @@ def test_random_frames_from_a_runner_never_end_the_worker(tmp_path):
         assert outcomes[f"tests/test_fuzz{n}.py::test_writes_junk"] in ("error", "passed"), run
     assert run.exit_code in (0, 1), run
     assert "internal error" not in run.stdout + run.stderr, run
+
+
+# --- text that is not valid UTF-8 ----------------------------------------------------------
+
+def test_text_that_is_not_utf8_is_escaped_wherever_it_leaves_medusa(tmp_path):
+    """A message with a lone surrogate, an artifact and a test file whose names are not
+    UTF-8: every report is written (with backslash escapes, as pytest prints them), the
+    history keeps the file under its real name, and the build's code is the tests'."""
+    project = write_project(tmp_path / "p", {"test_bad.py": """
+        import os
+
+        def test_surrogate():
+            raise ValueError("\\udcff bad")
+
+        def test_artifact():
+            folder = os.fsencode(os.environ["MEDUSA_ARTIFACTS_DIR"])
+            with open(os.path.join(folder, b"shot\\xff.png"), "wb") as out:
+                out.write(b"x")
+            print("printed \\udcfe")
+            assert 0
+    """})
+    with open(os.path.join(os.fsencode(project), b"test_\xff.py"), "w") as out:
+        out.write("def test_ok():\n    pass\n")
+    summary = tmp_path / "summary.md"
+    reports = tmp_path / "reports"
+    args = ("--format", f"junit:{reports}/junit.xml", "--format", f"html:{reports}/r.html",
+            "--format", "github", "--format", "teamcity")
+    for build in (1, 2):
+        run = run_medusa(project, *args, env={"GITHUB_STEP_SUMMARY": str(summary)})
+        assert run.exit_code == 1, run
+        assert "internal error" not in run.stdout + run.stderr, run
+        assert sorted(run.outcomes) == [("test_bad.py::test_artifact", "failed"),
+                                        ("test_bad.py::test_surrogate", "failed"),
+                                        ("test_\udcff.py::test_ok", "passed")], run
+        assert "ValueError: \\udcff bad" in run.stdout, run
+        junit = ET.parse(reports / "junit.xml")
+        assert len(list(junit.iter("testcase"))) == 3
+        page = (reports / "r.html").read_text(encoding="utf-8")
+        assert "shot%FF.png" in page   # the link has the name's own bytes
+        assert "\\udcff bad" in summary.read_text(encoding="utf-8")
+        history = json.loads((project / ".medusa" / "history.json").read_text(encoding="utf-8"))
+        assert "test_\udcff.py" in history["files"], history

@@ -122,7 +122,7 @@ class GitHubReporter(Reporter):
             tuple(self.notes)), summary.LIMIT_BYTES - used)
         # appended: other commands of the step may write to the same job summary
         try:
-            with open(self.summary_path, "a", encoding="utf-8") as out:
+            with open(self.summary_path, "a", encoding="utf-8", errors="backslashreplace") as out:
                 out.write(text)
         except OSError as exc:   # the build's verdict stands without its summary
             self.write(Annotation("warning", f"medusa could not write the job summary to "

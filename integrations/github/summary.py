@@ -106,7 +106,7 @@ class _Writer:
         self.used = 0
 
     def add(self, text: str) -> bool:
-        size = len(text.encode("utf-8"))
+        size = len(text.encode("utf-8", "backslashreplace"))   # as the file gets it
         if self.used + size > self.room:
             return False
         self.force(text)
@@ -115,7 +115,7 @@ class _Writer:
     def force(self, text: str) -> None:
         """What must be there whatever the room (a heading, the counts, "N more")."""
         self.parts.append(text)
-        self.used += len(text.encode("utf-8"))
+        self.used += len(text.encode("utf-8", "backslashreplace"))
 
     def text(self) -> str:
         return "".join(self.parts)

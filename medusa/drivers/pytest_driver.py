@@ -428,10 +428,18 @@ def _write_cache_as_the_controller(config: Any) -> None:
     failures = config.pluginmanager.get_plugin("lfplugin")
     if failures is not None:
         # str(): pytest 9.2 keeps node ids as NodeId objects, written as text
-        cache.set(LAST_FAILED, {str(test): value for test, value in failures.lastfailed.items()})
+        cache.set(LAST_FAILED, {_writable(test): value
+                                for test, value in failures.lastfailed.items()})
     new_first = config.pluginmanager.get_plugin("nfplugin")
     if new_first is not None:
-        cache.set("cache/nodeids", sorted(str(test) for test in new_first.cached_nodeids))
+        cache.set("cache/nodeids", sorted(_writable(test) for test in new_first.cached_nodeids))
+
+
+def _writable(nodeid: object) -> str:
+    """A node id as UTF-8 can hold it: a file name that is not UTF-8 (test_\\xff.py) keeps
+    its bytes as surrogates, which pytest's cache cannot write (pytest itself ends in an
+    internal error there)."""
+    return str(nodeid).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _silence_terminal_reporter(config: Any) -> None:

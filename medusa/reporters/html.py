@@ -390,7 +390,8 @@ def _href(path: str, here: str) -> str:
     """A path as a link from the page's folder (URL-quoted, "/"-separated)."""
     from urllib.parse import quote
     relative = os.path.relpath(os.path.abspath(path), here)
-    return quote(relative.replace(os.sep, "/"))
+    # the file name's own bytes, so that a name that is not UTF-8 still links to its file
+    return quote(os.fsencode(relative.replace(os.sep, "/")))
 
 
 def _log_excerpt(path: str, span: tuple[int, ...]) -> str:

@@ -15,7 +15,7 @@ class JsonReporter(Reporter):
         directory = os.path.dirname(path)
         if directory:
             os.makedirs(directory, exist_ok=True)
-        self._file = open(path, "w", encoding="utf-8")
+        self._file = open(path, "w", encoding="utf-8", errors="backslashreplace")
 
     def handle(self, event: object) -> None:
         record = {**to_json(event), "time": time.time()}   # when the master got it
