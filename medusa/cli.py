@@ -18,7 +18,7 @@ from typing import NoReturn
 import medusa
 from medusa import config, reporters
 from medusa.integrations import ci
-from medusa.config import Value, WorkerSpec
+from medusa.config import Value, WorkerSpec, check_connect
 from medusa.master import BuildSettings, Master
 from medusa.report_folder import ReportFolder
 
@@ -176,6 +176,10 @@ def _ssh_worker(value: str) -> WorkerSpec:
         raise argparse.ArgumentTypeError(f"expected [USER@]HOST[:PORT]:RUNNERS, got {value!r}")
     if runners == 0:
         raise argparse.ArgumentTypeError(f"needs at least 1 runner, got {value!r}")
+    try:
+        check_connect(target)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     return WorkerSpec("ssh", runners, connect=target)
 
 

@@ -233,6 +233,10 @@ def _workers(value: Any, root: Path) -> tuple[WorkerSpec, ...]:
         if not item.get("connect"):
             raise ValueError(f"worker {index + 1}: an ssh worker needs connect: [user@]host[:port]")
         connect = _text(item["connect"], root)
+        try:
+            check_connect(connect)
+        except ValueError as exc:
+            raise ValueError(f"worker {index + 1}: {exc}") from None
         specs.append(WorkerSpec(
             "ssh", runners, name, connect=connect,
             directory=_text(item.get("directory") or default_directory(root), root),
@@ -324,6 +328,35 @@ def name_workers(specs: list[WorkerSpec]) -> tuple[WorkerSpec, ...]:
             name, number = f"{base}-{number}", number + 1
         named.append(replace(spec, name=name))
     return tuple(named)
+
+
+# What a user and a host name may be made of. ~/.ssh/config's `Match exec` hands %h and
+# %r to a shell (OpenSSH CVE-2023-51385 is this class): anything else is refused first.
+_SAFE_USER = re.compile(r"[A-Za-z0-9._][A-Za-z0-9._-]*")
+_SAFE_HOST = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*|\[[0-9A-Fa-f:.]+\]")
+
+
+def check_connect(connect: str) -> str:
+    """`connect` if its user, host and port are plain names; else ValueError."""
+    user, at, rest = connect.rpartition("@")
+    host, port = rest, ""
+    if rest.startswith("["):
+        host, _, port = rest.partition("]")
+        host, port = host + "]", port.removeprefix(":")
+    elif ":" in rest:
+        host, _, port = rest.partition(":")
+    problems = []
+    if at and not _SAFE_USER.fullmatch(user):
+        problems.append(f"user {user!r}")
+    if not _SAFE_HOST.fullmatch(host):
+        problems.append(f"host {host!r}")
+    if port and not port.isdigit():
+        problems.append(f"port {port!r}")
+    if problems:
+        raise ValueError(f"connect {connect!r}: {' and '.join(problems)} may only have letters, "
+                         f"digits and . _ - (refused before ~/.ssh/config is read: its "
+                         f"Match exec would hand the name to a shell)")
+    return connect
 
 
 def ssh_host(connect: str) -> str:

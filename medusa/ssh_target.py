@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from medusa import messages, sync
-from medusa.config import WorkerSpec
+from medusa.config import WorkerSpec, check_connect
 
 CONNECT_TIMEOUT_SECONDS = 15.0
 # The remote worker, as the local one: the current folder must not be on sys.path (a
@@ -255,6 +255,7 @@ def _parse_connect(connect: str) -> tuple[str, str, int | None]:
 
 def _ssh_config(host: str) -> dict[str, Any]:
     import paramiko
+    check_connect(host)   # config and command line refuse such a name already
     path = os.path.expanduser("~/.ssh/config")
     if not os.path.exists(path):
         return {}

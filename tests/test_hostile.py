@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 
-from helpers import run_medusa, write_project
+from helpers import MEDUSA, run_medusa, write_project
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -197,3 +197,38 @@ def test_text_that_is_not_utf8_is_escaped_wherever_it_leaves_medusa(tmp_path):
         assert "\\udcff bad" in summary.read_text(encoding="utf-8")
         history = json.loads((project / ".medusa" / "history.json").read_text(encoding="utf-8"))
         assert "test_\udcff.py" in history["files"], history
+
+
+# --- a host name that would reach a shell through ~/.ssh/config ---------------------------
+
+def _medusa(project: Path, *args: str, home: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(MEDUSA), *args], cwd=project, text=True,
+                          capture_output=True, timeout=60,
+                          env={**os.environ, "HOME": str(home), "MEDUSA_CI": "none"})
+
+
+def test_a_host_name_with_shell_characters_is_refused_before_the_ssh_config(tmp_path):
+    home, marker = tmp_path / "home", tmp_path / "PWNED"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "config").write_text(f'Match exec "test %h = build-7"\n  User nobody\n'
+                                          f'Match exec "touch {marker}"\n  User nobody\n')
+    project = write_project(tmp_path / "p", {
+        "test_a.py": "def test_a():\n    pass\n",
+        "bad.yml": """
+            workers:
+              - type: ssh
+                connect: "ci@x$(touch PWNED)"
+                runners: 1
+        """,
+    })
+    from_option = _medusa(project, "--ssh", f"x;touch {marker}:1", home=home)
+    from_config = _medusa(project, "--config", "bad.yml", home=home)
+    for refused, host in ((from_option, f"x;touch {marker}"), (from_config, "x$(touch PWNED)")):
+        assert refused.returncode == 4, refused
+        assert f"host {host!r} may only have letters" in refused.stderr, refused
+        assert "Traceback" not in refused.stderr, refused
+    assert not marker.exists() and not (project / "PWNED").exists()
+    # plain names, an IPv6 address and a port still pass
+    fine = _medusa(project, "--ssh", "ci@[::1]:22:1", "--ssh", "ci@build-7.example.com:2222:2",
+                   "--show-config", home=home)
+    assert fine.returncode == 0, fine
