@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from medusa.stats import Capacity, decide_auto_runners
+from medusa.stats import Capacity, decide_auto_runners, read_most_runners
 
 DIRECTORY_VARIABLE = "MEDUSA_GOVERNOR_DIR"
 MAX_RUNNERS_VARIABLE = "MEDUSA_MAX_HOST_RUNNERS"
@@ -215,6 +215,11 @@ def reserve(requested: int | None, max_host_runners: int | None,
     A build started inside a medusa runner (medusa testing itself) runs in its parent's
     slot: it takes none, or it could wait for slots its own parent holds.
     """
+    if requested is not None:
+        most, limit = read_most_runners()
+        if most is not None and requested > most:
+            raise ValueError(f"{requested} runners asked for; this host holds at most "
+                             f"{most} ({limit})")
     capacity = decide_auto_runners()
     if env.get("MEDUSA_RUNNER") is not None:
         count = requested or capacity.runners

@@ -355,6 +355,43 @@ def _cpu_ticks(path: Path) -> tuple[int, int] | None:
     return total - ticks[3] - ticks[4], total
 
 
+# The least a runner can cost: a forked interpreter's own pages, before any test runs.
+# An explicit `--local N` may ask for more than `auto` would start (tests that wait on
+# I/O), but not for more runners than the host can hold at this much each.
+RUNNER_FLOOR_BYTES = 32 * MiB
+# Processes kept free for everything else of the user (a shell, ssh, the tests' own).
+SPARE_PROCESSES = 64
+
+
+def most_runners(available: int | None, process_limit: int | None,
+                 processes: int) -> tuple[int | None, str]:
+    """The most runners a host can hold, and what limits it (None: nothing known)."""
+    limits = []
+    if available is not None:
+        limits.append((max(1, available // RUNNER_FLOOR_BYTES),
+                       f"{available / GiB:.1f} GiB available at {RUNNER_FLOOR_BYTES // MiB} "
+                       f"MiB per runner at least"))
+    if process_limit is not None:
+        limits.append((max(1, process_limit - processes - SPARE_PROCESSES),
+                       f"a limit of {process_limit} processes, {processes} running"))
+    if not limits:
+        return None, ""
+    return min(limits, key=lambda limit: limit[0])
+
+
+def read_most_runners() -> tuple[int | None, str]:
+    import resource
+    soft, _ = resource.getrlimit(resource.RLIMIT_NPROC)
+    limit = None if soft == resource.RLIM_INFINITY else soft
+    try:
+        pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
+        limit = pid_max if limit is None else min(limit, pid_max)
+        running = sum(1 for name in os.listdir("/proc") if name.isdigit())
+    except (OSError, ValueError):
+        running = 0
+    return most_runners(read_available_memory(), limit, running)
+
+
 def decide_auto_runners(sample_seconds: float = BUSY_SAMPLE_SECONDS) -> Capacity:
     """What `--local auto` means on this host now, and why."""
     affinity, quota = read_affinity(), cgroup_cpu_quota()

@@ -130,7 +130,7 @@ class Worker:
             # held until this process and its runners end (the kernel lets go then)
             reservation = governor.reserve(self.cfg.runners, self.cfg.max_host_runners,
                                            self.tell_waiting)
-        except ValueError as exc:   # a bad MEDUSA_MAX_HOST_RUNNERS
+        except ValueError as exc:   # a bad MEDUSA_MAX_HOST_RUNNERS, more runners than fit
             self.send(messages.WorkerStartupFailure(self.cfg.worker, str(exc), "", 4))
             return 4
         self.runner_count = reservation.runners

@@ -232,3 +232,18 @@ def test_a_host_name_with_shell_characters_is_refused_before_the_ssh_config(tmp_
     fine = _medusa(project, "--ssh", "ci@[::1]:22:1", "--ssh", "ci@build-7.example.com:2222:2",
                    "--show-config", home=home)
     assert fine.returncode == 0, fine
+
+
+# --- more runners than the host can hold ---------------------------------------------------
+
+def test_a_runner_count_past_what_the_host_holds_is_refused(tmp_path):
+    project = write_project(tmp_path / "p", {"test_a.py": "def test_a():\n    pass\n"})
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    # the host cap keeps a medusa without the check from forking 100,000 runners: it
+    # would start 2, and the test fail
+    run = run_medusa(project, runners=100_000, timeout=60,
+                     env={"TMPDIR": str(scratch), "MEDUSA_MAX_HOST_RUNNERS": "2"})
+    assert run.exit_code == 4, run
+    assert "100000 runners asked for; this host holds at most" in run.stdout, run
+    assert list(scratch.iterdir()) == [], "the worker left its scratch folder"

@@ -236,3 +236,14 @@ def test_proc_files_are_parsed(tmp_path):
     proc_stat.write_text("cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n")
     assert stats._cpu_ticks(proc_stat) == (150, 1000)
     assert stats._meminfo_available(tmp_path / "missing") is None
+
+
+def test_most_runners_is_the_lower_of_memory_and_the_process_limit():
+    floor = stats.RUNNER_FLOOR_BYTES
+    assert stats.most_runners(100 * floor, None, 0)[0] == 100
+    most, why = stats.most_runners(100 * floor, 1000, 950)
+    assert most == 1000 - 950 - stats.SPARE_PROCESSES or most == 1, (most, why)
+    assert "limit of 1000 processes" in why
+    assert stats.most_runners(None, 10_000, 100) == (10_000 - 100 - stats.SPARE_PROCESSES,
+                                                     "a limit of 10000 processes, 100 running")
+    assert stats.most_runners(None, None, 5) == (None, "")
