@@ -63,19 +63,22 @@ def local_files(root: Path, exclude: tuple[str, ...] = ()) -> dict[str, tuple[An
 
 
 def sync(sftp: Any, root: Path, remote_dir: str, exclude: tuple[str, ...] = ()) -> SyncResult:
-    """Make `remote_dir` (on the SFTP server) hold what `root` holds."""
+    """Make `remote_dir` (on the SFTP server) hold what `root` holds.
+
+    Nothing outside `remote_dir` is written or removed: a remote link is never followed
+    (a folder that was a link here is a link there until this sync replaces it), and the
+    remote manifest's entries are only trusted if they name a path inside the folder.
+    """
     wanted = local_files(root, exclude)
     _makedirs(sftp, remote_dir, set())
     before = _read_manifest(sftp, remote_dir)
-    made: set[str] = {remote_dir}
+    folders = _RemoteFolders(sftp, remote_dir)
     sent = sent_bytes = 0
     for relative, entry in sorted(wanted.items()):
         if before.get(relative) == list(entry):
             continue
-        target = posixpath.join(remote_dir, relative)
-        _makedirs(sftp, posixpath.dirname(target), made)
+        target = folders.prepare(relative)
         if entry[0] == "link":
-            _remove(sftp, target)
             sftp.symlink(entry[1], target)
             sent += 1
             continue
@@ -87,9 +90,80 @@ def sync(sftp: Any, root: Path, remote_dir: str, exclude: tuple[str, ...] = ()) 
         sent_bytes += size
     removed = 0
     for relative in sorted(set(before) - set(wanted)):
-        removed += _remove(sftp, posixpath.join(remote_dir, relative))
+        if folders.holds(relative):
+            removed += _remove(sftp, posixpath.join(remote_dir, relative))
     _write_manifest(sftp, remote_dir, wanted)
     return SyncResult(sent, removed, len(wanted) - sent, sent_bytes)
+
+
+class _RemoteFolders:
+    """The folders below the remote root, checked with lstat (never through a link)."""
+
+    def __init__(self, sftp: Any, root: str) -> None:
+        self.sftp = sftp
+        self.root = root
+        self.real: set[str] = set()   # relative folders known to be real folders
+
+    def prepare(self, relative: str) -> str:
+        """The remote path for `relative`, with real folders above it and nothing in its
+        place: a stale link or a folder where a file goes, a file where a folder goes."""
+        parts = relative.split("/")
+        for depth in range(1, len(parts)):
+            folder = "/".join(parts[:depth])
+            if folder in self.real:
+                continue
+            path = posixpath.join(self.root, folder)
+            kind = self._kind(path)
+            if kind != "dir":
+                if kind is not None:
+                    _remove_tree(self.sftp, path)
+                self.sftp.mkdir(path)
+            self.real.add(folder)
+        target = posixpath.join(self.root, relative)
+        if self._kind(target) is not None:
+            _remove_tree(self.sftp, target)
+        return target
+
+    def holds(self, relative: str) -> bool:
+        """Whether `relative` (from the remote manifest) names a path inside the root,
+        through real folders only."""
+        if not _is_inside(relative):
+            return False
+        parts = relative.split("/")
+        for depth in range(1, len(parts)):
+            folder = "/".join(parts[:depth])
+            if folder not in self.real:
+                if self._kind(posixpath.join(self.root, folder)) != "dir":
+                    return False
+                self.real.add(folder)
+        return True
+
+    def _kind(self, path: str) -> str | None:
+        try:
+            mode = self.sftp.lstat(path).st_mode
+        except OSError:
+            return None
+        return "dir" if stat.S_ISDIR(mode) else "link" if stat.S_ISLNK(mode) else "file"
+
+
+def _is_inside(relative: object) -> bool:
+    return (isinstance(relative, str) and bool(relative) and "\0" not in relative
+            and not relative.startswith("/") and posixpath.normpath(relative) == relative
+            and relative != ".." and not relative.startswith("../"))
+
+
+def _remove_tree(sftp: Any, path: str) -> None:
+    """Remove a remote file, link or folder (its content first), following no link."""
+    try:
+        mode = sftp.lstat(path).st_mode
+    except OSError:
+        return
+    if stat.S_ISDIR(mode):
+        for name in sftp.listdir(path):
+            _remove_tree(sftp, posixpath.join(path, name))
+        sftp.rmdir(path)
+    else:
+        sftp.remove(path)
 
 
 def _remove(sftp: Any, path: str) -> int:
@@ -143,6 +217,7 @@ def _read_manifest(sftp: Any, remote_dir: str) -> dict[str, list[int]]:
 def _write_manifest(sftp: Any, remote_dir: str, files: dict[str, tuple[Any, ...]]) -> None:
     final = posixpath.join(remote_dir, MANIFEST)
     partial = final + ".partial"
+    _remove(sftp, partial)   # a link left there would be written through
     with sftp.open(partial, "w") as manifest:
         manifest.write(json.dumps({k: list(v) for k, v in files.items()}).encode("utf-8"))
     sftp.posix_rename(partial, final)

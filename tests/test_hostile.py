@@ -15,13 +15,14 @@ import threading
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
 
 from helpers import MEDUSA, run_medusa, write_project
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from medusa import messages, transport  # noqa: E402
+from medusa import messages, sync, transport  # noqa: E402
 
 # --- a local user floods the master's port ------------------------------------------------
 
@@ -247,3 +248,61 @@ def test_a_runner_count_past_what_the_host_holds_is_refused(tmp_path):
     assert run.exit_code == 4, run
     assert "100000 runners asked for; this host holds at most" in run.stdout, run
     assert list(scratch.iterdir()) == [], "the worker left its scratch folder"
+
+
+# --- ssh sync writes and deletes inside the remote folder only ------------------------------
+
+@pytest.fixture
+def sftp(sshd):
+    import paramiko
+    client = paramiko.SSHClient()
+    client.load_host_keys(str(sshd.known_hosts))
+    client.connect("127.0.0.1", port=sshd.port, username=sshd.user,
+                   key_filename=str(sshd.identity), allow_agent=False, look_for_keys=False)
+    channel = client.open_sftp()
+    yield channel
+    channel.close()
+    client.close()
+
+
+def test_sync_never_writes_through_a_stale_remote_link(tmp_path, sftp):
+    local, remote, victim = tmp_path / "local", tmp_path / "remote", tmp_path / "victim"
+    victim.mkdir()
+    local.mkdir()
+    (local / "data").symlink_to(victim)          # a folder that is a link, for now
+    sync.sync(sftp, local, str(remote))
+    assert (remote / "data").is_symlink()
+    (local / "data").unlink()                    # ... later made a real folder
+    write_project(local, {"data/new.txt": "mine\n"})
+    sync.sync(sftp, local, str(remote))
+    assert list(victim.iterdir()) == [], "written through the stale link"
+    assert not (remote / "data").is_symlink()
+    assert (remote / "data" / "new.txt").read_text() == "mine\n"
+
+
+def test_sync_replaces_a_remote_folder_by_a_link(tmp_path, sftp):
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    write_project(local, {"sub/a.txt": "a\n", "sub/deeper/b.txt": "b\n", "other/c.txt": "c\n"})
+    sync.sync(sftp, local, str(remote))
+    for path in sorted((local / "sub").rglob("*"), reverse=True):
+        path.rmdir() if path.is_dir() else path.unlink()
+    (local / "sub").rmdir()
+    (local / "sub").symlink_to("other")          # a real folder later made a link
+    result = sync.sync(sftp, local, str(remote))
+    assert (remote / "sub").is_symlink() and os.readlink(remote / "sub") == "other"
+    assert (remote / "other" / "c.txt").read_text() == "c\n"
+    assert result.removed == 0   # the folder went with its link's arrival
+
+
+def test_sync_ignores_remote_manifest_entries_outside_the_folder(tmp_path, sftp):
+    local, remote, victim = tmp_path / "local", tmp_path / "remote", tmp_path / "victim"
+    write_project(victim, {"keep.txt": "precious\n"})
+    write_project(local, {"a.txt": "a\n"})
+    sync.sync(sftp, local, str(remote))
+    (remote / "lnk").symlink_to(victim)
+    (remote / sync.MANIFEST).write_text(json.dumps({
+        "a.txt": [1, 2, 3], "../victim/keep.txt": [1, 2, 3],
+        str(victim / "keep.txt"): [1, 2, 3], "lnk/keep.txt": [1, 2, 3]}))
+    sync.sync(sftp, local, str(remote))
+    assert (victim / "keep.txt").read_text() == "precious\n"
+    assert (remote / "a.txt").read_text() == "a\n"
