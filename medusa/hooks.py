@@ -26,6 +26,7 @@ from types import ModuleType
 from typing import Callable
 
 from medusa import messages
+from medusa.exits import exit_raises
 
 HOOKS = ("setup_worker", "setup_runner", "teardown_runner", "teardown_worker")
 MAX_OUTPUT_CHARS = 200_000
@@ -62,7 +63,8 @@ class Hooks:
         error: BaseException | None = None
         with _captured_output() as output:
             try:
-                hook(ctx)
+                with exit_raises():
+                    hook(ctx)
             except Exception as exc:   # KeyboardInterrupt goes on: the build is ending
                 error = exc
             except SystemExit as exc:
@@ -82,7 +84,8 @@ def _load(path: str) -> ModuleType:
         raise HookError(f"{path} is not a Python file")
     module = importlib.util.module_from_spec(spec)
     try:
-        spec.loader.exec_module(module)
+        with exit_raises():
+            spec.loader.exec_module(module)
     except FileNotFoundError:
         raise HookError(f"{path} does not exist") from None
     except BaseException as exc:

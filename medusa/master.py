@@ -734,7 +734,12 @@ class Master:
         if self.stopped is not None:
             return self.stopped.exit_code
         if self.scheduler is None:
-            return self.startup_failure.exit_code if self.startup_failure else 3
+            if self.startup_failure:
+                return self.startup_failure.exit_code
+            # every worker was lost before it began: ssh refused, no such python there...
+            # the environment's problem, said in the worker_lost lines; a crash of ours
+            # in a worker is a WorkerStartupFailure with code 3
+            return 4 if self.workers and not any(w.began for w in self.workers) else 3
         if self.counts["failed"] or self.counts["error"] or self.not_run or self.hook_failures:
             return 1
         tests = sum(c for n, c in self.counts.items() if n not in ("deselected", "warnings"))

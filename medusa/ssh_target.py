@@ -266,9 +266,13 @@ def _describe(exc: BaseException, spec: WorkerSpec) -> str:
     import paramiko
     where = spec.connect
     if isinstance(exc, paramiko.BadHostKeyException):
+        _, host, port = _parse_connect(spec.connect)
+        # known_hosts names a host on another port than 22 as [host]:port
+        name = f"[{exc.hostname}]:{port}" if port and port != 22 else exc.hostname
+        known_hosts = f" -f {shlex.quote(spec.known_hosts)}" if spec.known_hosts else ""
         return (f"the host key of {where} has CHANGED (it is not the one in known_hosts): "
                 "refusing to connect; if the change is expected, remove the old key "
-                f"(ssh-keygen -R {exc.hostname})")
+                f"(ssh-keygen{known_hosts} -R {shlex.quote(name)})")
     if isinstance(exc, paramiko.AuthenticationException):
         return f"authentication refused by {where}: {exc}"
     if isinstance(exc, paramiko.SSHException) and "not found in known_hosts" in str(exc):

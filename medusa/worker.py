@@ -20,7 +20,7 @@ import traceback
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 
-from medusa import (coverage_support, drivers, governor, hooks, logs, messages, probes,
+from medusa import (coverage_support, drivers, exits, governor, hooks, logs, messages, probes,
                     runner, stats, transport)
 
 # How often results that runners wrote are passed on when nothing else happens.
@@ -147,8 +147,15 @@ class Worker:
             return 4
         try:
             driver = drivers.create(self.cfg.driver)
-            prepared = driver.prepare(self.cfg.paths, self.cfg.framework_args,
-                                      self.cfg.driver_options, processes=self.runner_count)
+            with exits.exit_raises():
+                prepared = driver.prepare(self.cfg.paths, self.cfg.framework_args,
+                                          self.cfg.driver_options, processes=self.runner_count)
+        except (SystemExit, exits.ProcessExit) as exc:   # conftest.py, a plugin
+            self.send(messages.WorkerStartupFailure(
+                self.cfg.worker, f"{exits.describe(exc)} at {exits.where(exc)} while "
+                                 f"the test framework started (it would have ended the worker)",
+                traceback.format_exc(), 4))
+            return 4
         except drivers.StartupError as exc:
             self.send(messages.WorkerStartupFailure(self.cfg.worker, exc.message, exc.detail,
                                                     exc.exit_code))

@@ -205,7 +205,8 @@ def test_text_that_is_not_utf8_is_escaped_wherever_it_leaves_medusa(tmp_path):
 def _medusa(project: Path, *args: str, home: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(MEDUSA), *args], cwd=project, text=True,
                           capture_output=True, timeout=60,
-                          env={**os.environ, "HOME": str(home), "MEDUSA_CI": "none"})
+                          env={**os.environ, "HOME": str(home), "MEDUSA_CI": "none",
+                               "SSH_AUTH_SOCK": ""})
 
 
 def test_a_host_name_with_shell_characters_is_refused_before_the_ssh_config(tmp_path):
@@ -306,3 +307,56 @@ def test_sync_ignores_remote_manifest_entries_outside_the_folder(tmp_path, sftp)
     sync.sync(sftp, local, str(remote))
     assert (victim / "keep.txt").read_text() == "precious\n"
     assert (remote / "a.txt").read_text() == "a\n"
+
+
+# --- user mistakes are the user's: what happened, where, and exit 4 (1 for a failed hook) --
+
+EXITS = [
+    ("medusa/environment.py", "import os\nos._exit(3)\n", 4,
+     "medusa/environment.py could not be loaded"),
+    ("medusa/environment.py", "import os\n\ndef setup_worker(ctx):\n    os._exit(5)\n", 1,
+     "setup_worker raised ProcessExit(\"os._exit(5)"),
+    ("medusa/environment.py", "import os\n\ndef teardown_worker(ctx):\n    os._exit(0)\n", 1,
+     "teardown_worker raised ProcessExit(\"os._exit(0)"),
+    ("conftest.py", "import sys\nsys.exit(3)\n", 4,
+     "sys.exit(3) at conftest.py:2 while the test framework started"),
+    ("conftest.py", "import os\nos._exit(4)\n", 4, "os._exit(4)"),
+]
+
+
+@pytest.mark.parametrize("file, content, code, says", EXITS,
+                         ids=["import", "setup_worker", "teardown_worker", "conftest-sys",
+                              "conftest-os"])
+def test_an_exit_in_user_code_run_by_the_worker_is_reported_as_the_users(
+        tmp_path, file, content, code, says):
+    project = write_project(tmp_path / "p", {"test_a.py": "def test_a():\n    pass\n",
+                                             file: content})
+    run = run_medusa(project, runners=1, timeout=60)
+    assert run.exit_code == code, run
+    assert says in run.stdout, run
+    assert "was lost" not in run.stdout and "internal error" not in run.stdout, run
+
+
+def _ssh_config(server, remote: Path, **extra) -> str:
+    fields = {"type": "ssh", "connect": server.connect, "directory": str(remote),
+              "runners": 1, "python": sys.executable, "identity": str(server.identity),
+              "known_hosts": str(server.known_hosts), **extra}
+    return "workers:\n  - " + json.dumps(fields) + "\n"
+
+
+@pytest.mark.parametrize("mistake", ["python", "host key"])
+def test_the_only_ssh_worker_failing_to_start_says_why_and_exits_4(tmp_path, sshd, mistake):
+    extra = {"python": str(tmp_path / "no-such-python")} if mistake == "python" else \
+        {"known_hosts": str(write_project(tmp_path / "kh", {"known_hosts": (
+            f"[127.0.0.1]:{sshd.port} ssh-ed25519 "
+            "AAAAC3NzaC1lZDI1NTE5AAAAIGuXl3TGIfdvuTQKG3Mbv8j/9TRxaD3RIj6NLwwp9Vxo\n")})
+                           / "known_hosts")}
+    project = write_project(tmp_path / "p", {
+        "test_a.py": "def test_a():\n    pass\n",
+        "medusa/config.yml": _ssh_config(sshd, tmp_path / "remote", **extra)})
+    run = _medusa(project, home=sshd.home)
+    assert run.returncode == 4, run
+    # the hint names the host as known_hosts does: [host]:port off port 22
+    says = "no-such-python" if mistake == "python" else f"-R '[127.0.0.1]:{sshd.port}'"
+    assert says in run.stdout, run
+    assert "connection closed" not in run.stdout, run

@@ -18,13 +18,13 @@ module-level skips) the runner reports for that unit.
 from __future__ import annotations
 
 import contextlib
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from medusa.drivers import StartupError
+from medusa.exits import exit_raises
 from medusa.drivers.common import Selection, relative
 from medusa.messages import RunFile
 
@@ -79,7 +79,9 @@ class SessionCollection:
         recorder = _Recorder()
         config.pluginmanager.register(recorder, "medusa-collection")
         try:
-            with _exit_is_a_collection_error():
+            # os._exit() as a test module is imported: that file's collection error, as a
+            # sys.exit() there is under pytest, and the rest of the suite runs
+            with exit_raises():
                 config.hook.pytest_collection(session=session)
         except pytest.UsageError as exc:   # a path or node id that does not exist: pytest exits 4
             raise StartupError("pytest: " + usage_error_text(exc)) from exc
@@ -102,32 +104,6 @@ class SessionCollection:
         selection = Selection.of(work)
         items = [item for item in self.by_file.get(work.file, []) if selection.wants(item.nodeid)]
         return items, self.problems.get(work.file, [])
-
-
-class ExitWhileCollecting(Exception):
-    """os._exit() called while the worker collected the session."""
-
-
-@contextlib.contextmanager
-def _exit_is_a_collection_error() -> Any:
-    """A test module that calls os._exit() as it is imported would end the worker, and
-    with it every runner of the machine (serial pytest dies of it too). While the worker
-    collects, os._exit raises instead: the file is a collection error, as a sys.exit()
-    there is under pytest, and the rest of the suite runs. A process the module forked
-    exits for real."""
-    real, collecting = os._exit, os.getpid()
-
-    def refuse(code: int) -> None:
-        if os.getpid() != collecting:
-            real(code)
-        raise ExitWhileCollecting(f"os._exit({code}) while the test modules were imported "
-                                  f"(a test module must not end the process it is imported in)")
-
-    os._exit = refuse   # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        os._exit = real
 
 
 def file_of(item: Any) -> str:
