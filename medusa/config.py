@@ -18,6 +18,7 @@ top-level keys starting with `x-` are ignored, a place to define anchors.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 import shlex
@@ -114,6 +115,8 @@ def _number(value: Any, kind: type, expected: str) -> Any:
     except (TypeError, ValueError):
         raise ValueError(f"expected {expected}, got {value!r}") from None
     if kind is int and isinstance(value, float) and value != number:
+        raise ValueError(f"expected {expected}, got {value!r}")
+    if kind is float and not math.isfinite(number):   # nan would time every test out
         raise ValueError(f"expected {expected}, got {value!r}")
     return number
 
@@ -470,6 +473,9 @@ def load(path: Path, environ: dict[str, str] | None = None) -> dict[str, Value]:
         raise ConfigError(f"{shown}{where}: not valid YAML: {problem}") from None
     except _Duplicate as exc:
         raise ConfigError(f"{shown}, line {exc.line}: key {exc.key!r} appears twice") from None
+    except RecursionError:   # `x-a: &a [*a]`: a value that contains itself
+        raise ConfigError(f"{shown}: not valid here: an alias (*name) that contains "
+                          f"itself") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

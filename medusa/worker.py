@@ -8,6 +8,7 @@ authkey on stdin, so the key is never visible in `ps`.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import gc
 import os
 import shutil
@@ -37,6 +38,10 @@ CONTROL_MESSAGES = (messages.RequestFile, messages.FileComplete, messages.StopBu
                     messages.InitializerStart, messages.InitializerOutput,
                     messages.InitializerResult)
 RESULT_MESSAGES = (messages.TestStarted, messages.Result, messages.ArtifactChunk)
+# A worker's scratch folder (runner logs, artifacts, stack dumps), in the temporary folder,
+# and the lock file in it that says the worker still lives.
+SCRATCH_PREFIX = "medusa-worker-"
+SCRATCH_LOCK = ".alive"
 
 
 @dataclass
@@ -91,7 +96,7 @@ class Worker:
         self.slots: governor.Slots | None = None
         # room for the runners' logs and artifacts, and the stack dumps of runners that
         # overrun --timeout
-        self.scratch = tempfile.mkdtemp(prefix="medusa-worker-")
+        self.scratch, self.scratch_lock = make_scratch()
         self.logs: dict[int, logs.LogTail] = {}   # runner index -> its log (logs.py)
         self.host = stats.HostSampler(configure.worker, configure.sample_every)
         self.probes = probes.FunctionProbes(configure.worker, ())
@@ -111,6 +116,7 @@ class Worker:
                 tail.close()
             if self.scratch:
                 shutil.rmtree(self.scratch, ignore_errors=True)
+                os.close(self.scratch_lock)
 
     def tear_down_worker(self) -> None:
         if self.set_up:
@@ -501,6 +507,38 @@ def _describe_status(status: int) -> str:
             name = "unknown"
         return f"killed by signal {number} ({name})"
     return f"exit code {os.WEXITSTATUS(status)}"
+
+
+def make_scratch() -> tuple[str, int]:
+    """A scratch folder for this worker, and the descriptor of the lock it holds on it
+    for as long as it or a runner it forked lives (the kernel lets go when they end).
+    First the folders whose workers died without removing them (SIGKILL) are removed:
+    the lock on those is free."""
+    top = tempfile.gettempdir()
+    for entry in os.scandir(top):
+        if entry.name.startswith(SCRATCH_PREFIX):
+            _remove_if_orphaned(entry)
+    folder = tempfile.mkdtemp(prefix=SCRATCH_PREFIX)
+    lock = os.open(os.path.join(folder, SCRATCH_LOCK), os.O_CREAT | os.O_RDWR, 0o600)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    return folder, lock
+
+
+def _remove_if_orphaned(entry: os.DirEntry[str]) -> None:
+    try:
+        if not entry.is_dir(follow_symlinks=False) or entry.stat().st_uid != os.getuid():
+            return
+        # no lock file: being made right now, or left by a medusa without locks
+        lock = os.open(os.path.join(entry.path, SCRATCH_LOCK), os.O_RDWR)
+    except OSError:
+        return
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:   # its worker lives
+        os.close(lock)
+        return
+    shutil.rmtree(entry.path, ignore_errors=True)
+    os.close(lock)
 
 
 def _junk(thing: object) -> str:

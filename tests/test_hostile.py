@@ -360,3 +360,40 @@ def test_the_only_ssh_worker_failing_to_start_says_why_and_exits_4(tmp_path, ssh
     says = "no-such-python" if mistake == "python" else f"-R '[127.0.0.1]:{sshd.port}'"
     assert says in run.stdout, run
     assert "connection closed" not in run.stdout, run
+
+
+# --- scratch folders of workers that were SIGKILLed ----------------------------------------
+
+def test_a_build_removes_the_scratch_folders_of_dead_workers_only(tmp_path):
+    import fcntl
+    scratch = tmp_path / "tmp"
+    dead, alive = scratch / "medusa-worker-dead", scratch / "medusa-worker-alive"
+    for folder in (dead, alive):
+        write_project(folder, {"runner-0.log": "left\n", ".alive": ""})
+    held = os.open(alive / ".alive", os.O_RDWR)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX)   # as a live worker holds it
+        project = write_project(tmp_path / "p", {"test_a.py": "def test_a():\n    pass\n"})
+        run = run_medusa(project, runners=1, env={"TMPDIR": str(scratch)})
+        assert run.exit_code == 0, run
+        assert not dead.exists(), "a dead worker's scratch folder was left"
+        assert (alive / "runner-0.log").exists(), "a live worker's folder was removed"
+        # and the build's own folder went with it
+        assert [p.name for p in scratch.glob("medusa-worker-*")] == ["medusa-worker-alive"]
+    finally:
+        os.close(held)
+
+
+@pytest.mark.parametrize("args, config, says", [
+    (("--timeout", "nan"), "", "--timeout: expected a number of seconds, got 'nan'"),
+    ((), "timeout: .nan\n", "line 1: timeout: expected a number of seconds, got nan"),
+    ((), "x-a: &a [*a]\n", "an alias (*name) that contains itself"),
+], ids=["timeout-nan-option", "timeout-nan-config", "recursive-alias"])
+def test_bad_values_are_one_line_and_exit_4(tmp_path, args, config, says):
+    files = {"test_a.py": "def test_a():\n    pass\n"}
+    if config:
+        files["medusa/config.yml"] = config
+    project = write_project(tmp_path / "p", files)
+    done = _medusa(project, "--local", "1", *args, home=tmp_path)
+    assert done.returncode == 4, done
+    assert says in done.stderr and "Traceback" not in done.stderr, done
