@@ -20,6 +20,10 @@ from multiprocessing.connection import Connection
 
 from medusa import artifacts, coverage_support, hooks, logs, messages, stats, transport
 from medusa.drivers import STOP_SIGNAL, Driver
+from medusa.drivers.common import MAX_TEXT_CHARS, truncate
+
+# A result's one-line message, at most (its start is kept: the exception's name and why).
+MAX_MESSAGE_CHARS = 10_000
 
 PR_SET_PDEATHSIG = 1
 STACKS_SIGNAL = signal.SIGUSR1
@@ -91,6 +95,13 @@ class WorkerChannel:
             self._artifacts.begin(test)
 
     def result(self, **fields: object) -> None:
+        # an exception with an 80 MB message would not fit a message to the worker
+        message, longrepr = fields.get("message"), fields.get("longrepr")
+        if isinstance(message, str) and len(message) > MAX_MESSAGE_CHARS:
+            fields["message"] = (message[:MAX_MESSAGE_CHARS] + f" [medusa: "
+                                 f"{len(message) - MAX_MESSAGE_CHARS} characters cut]")
+        if isinstance(longrepr, str) and len(longrepr) > MAX_TEXT_CHARS:
+            fields["longrepr"] = truncate(longrepr)
         test = fields.get("test")
         if test == self._test:
             if self.log_fd >= 0:

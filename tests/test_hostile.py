@@ -397,3 +397,21 @@ def test_bad_values_are_one_line_and_exit_4(tmp_path, args, config, says):
     done = _medusa(project, "--local", "1", *args, home=tmp_path)
     assert done.returncode == 4, done
     assert says in done.stderr and "Traceback" not in done.stderr, done
+
+
+def test_an_80_mb_exception_message_is_cut_not_a_dead_runner(tmp_path):
+    project = write_project(tmp_path / "p", {"test_big.py": """
+        def test_big():
+            raise ValueError("x" * 80_000_000)
+
+        def test_after():
+            pass
+    """})
+    run = run_medusa(project, runners=1, timeout=180)
+    assert run.exit_code == 1, run
+    assert dict(run.outcomes) == {"test_big.py::test_big": "failed",
+                                  "test_big.py::test_after": "passed"}, run
+    big = next(r for r in run.results if r["test"] == "test_big.py::test_big")
+    assert big["message"].startswith("ValueError: xxx") and "characters cut" in big["message"]
+    assert len(big["message"]) < 20_000 and len(big["longrepr"]) < 2_000_000
+    assert not [e for e in run.events if e["event"] == "runner_died"], run
