@@ -89,22 +89,43 @@ def describe(detection: Detection, added: list[tuple[str, str | None]]) -> str:
 class PlainStream:
     """stdout as the console reporter should see it on CI: not a terminal, so that it
     writes plain lines, even where the CI server gives the build a pseudo-terminal
-    (Buildbot's usePTY, `docker run -t`)."""
+    (Buildbot's usePTY, `docker run -t`).
+
+    What the console shows of the tests (their output, their tracebacks) is the tests'
+    text: a `##teamcity[...]` or a line starting `::error::` in it would be taken by the
+    CI server as a command (a forged test result, a masked secret). A zero-width space
+    breaks each such command; the reports meant for the CI server do not pass here."""
 
     def __init__(self, stream: IO[str]) -> None:
         self._stream = stream
+        self._line_start = True
 
     def isatty(self) -> bool:
         return False
 
     def write(self, text: str) -> int:
-        return self._stream.write(text)
+        self._stream.write(_defused(text, self._line_start))
+        if text:
+            self._line_start = text.endswith("\n")
+        return len(text)
 
     def flush(self) -> None:
         self._stream.flush()
 
     def __getattr__(self, name: str) -> object:   # encoding, fileno, ...
         return getattr(self._stream, name)
+
+
+ZERO_WIDTH_SPACE = "\u200b"
+
+
+def _defused(text: str, at_line_start: bool) -> str:
+    text = text.replace("##teamcity[", "#" + ZERO_WIDTH_SPACE + "#teamcity[")
+    lines = text.split("\n")
+    for index, line in enumerate(lines):
+        if (index or at_line_start) and line.lstrip().startswith("::"):
+            lines[index] = ZERO_WIDTH_SPACE + line
+    return "\n".join(lines)
 
 
 def choice_from_environment(environ: Mapping[str, str] = os.environ) -> str:

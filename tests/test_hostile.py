@@ -415,3 +415,24 @@ def test_an_80_mb_exception_message_is_cut_not_a_dead_runner(tmp_path):
     assert big["message"].startswith("ValueError: xxx") and "characters cut" in big["message"]
     assert len(big["message"]) < 20_000 and len(big["longrepr"]) < 2_000_000
     assert not [e for e in run.events if e["event"] == "runner_died"], run
+
+
+@pytest.mark.parametrize("ci", ["teamcity", "github"])
+def test_ci_commands_in_a_tests_output_do_not_reach_the_ci_raw(tmp_path, ci):
+    project = write_project(tmp_path / "p", {"test_forge.py": """
+        def test_forges():
+            print("##teamcity[testFailed name='forged']")
+            print("::error::forged")
+            print("  ::add-mask::secret")
+            assert 0, "##teamcity[buildStatus text='forged']"
+    """})
+    run = run_medusa(project, "--ci", ci, runners=1,
+                     env={"GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md")})
+    assert run.exit_code == 1, run
+    for line in run.stdout.splitlines():
+        if ci == "teamcity":   # TeamCity takes a service message anywhere in a line
+            assert "##teamcity[testFailed name='forged']" not in line, line
+            assert "##teamcity[buildStatus text='forged']" not in line, line
+        else:                  # GitHub takes a workflow command at the start of one
+            assert not line.lstrip().startswith(("::error::forged", "::add-mask::")), line
+    assert "forged" in run.stdout   # it is shown, only defused
