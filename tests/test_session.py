@@ -441,3 +441,23 @@ def test_python_m_medusa_puts_the_current_folder_on_sys_path(tmp_path):
     # and the `medusa` command, like the `pytest` command, does not
     plain = run_medusa(project)
     assert plain.exit_code == 1, plain
+
+
+def test_last_failed_under_per_file_collection_runs_the_failed_files_only(tmp_path):
+    """--lf with `--collect file` and more runners than failed files: a runner whose
+    first file had no known failure ran that file whole (pytest skips such files only
+    once its collection met a failure, and each runner collects on its own)."""
+    files = {f"tests/test_{g}{n}.py": f"""
+        def test_check():
+            assert {n} != 0
+
+        def test_other():
+            pass
+    """ for g in "ab" for n in range(3)}
+    project = write_project(tmp_path / "p", files)
+    first = serial_outcomes(project, cache=True)
+    assert first.exit_code == 1, first
+    serial = serial_outcomes(project, pytest_args=("--lf",), cache=True)
+    run = run_medusa(project, "--collect", "file", runners=3, pytest_args=("--lf",))
+    assert sorted(run.outcomes) == sorted(serial.outcomes) == [
+        ("tests/test_a0.py::test_check", "failed"), ("tests/test_b0.py::test_check", "failed")], run

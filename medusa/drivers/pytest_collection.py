@@ -144,7 +144,8 @@ class FileCollection:
         # made in the worker as it finds the files, inherited by the runners: pytest binds
         # a folder's conftest fixtures to the folder's node the first time it is collected
         self.tree = _Tree(session)
-        self.files = tuple(_find_files(session, session.config, self.tree))
+        self.files = tuple(_last_failed_only(session.config,
+                                             _find_files(session, session.config, self.tree)))
         self.tests: tuple[tuple[str, ...], ...] | None = None   # known once they run
         self.deselected = 0   # counted by each runner as it collects
         self.warnings = 0
@@ -238,6 +239,18 @@ class _Tree:
                 self.failures.add(directory.path)
             self.listings[directory.path] = children
         return self.listings[directory.path]
+
+
+def _last_failed_only(config: Any, files: list[str]) -> list[str]:
+    """--lf: only the files with a known failure, when there are any. pytest skips the
+    other files once its collection met a failure; each runner collecting on its own
+    would run whole every file it happened to get before one (the files, not the tests,
+    would then depend on the order runners asked for work)."""
+    plugin = config.pluginmanager.get_plugin("lfplugin")
+    if plugin is None or not config.getoption("lf") or not plugin.lastfailed:
+        return files
+    failed = {str(nodeid).split("::")[0] for nodeid in plugin.lastfailed}
+    return [file for file in files if file.split("::")[0] in failed] or files
 
 
 def _collection_warnings(config: Any) -> Any:
