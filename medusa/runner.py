@@ -63,6 +63,8 @@ class WorkerChannel:
         self._conn = pipes.control
         self._results = pipes.results
         self._id = identity
+        self._pid = os.getpid()   # the runner's: a test's fork that runs on is not
+        self._file = ""           # the unit it runs
         self._asked = False   # a FileComplete asks for the next file too
         self._meter = stats.FileMeter()
         self.log_fd = -1      # the runner's log, once its output goes there
@@ -73,6 +75,7 @@ class WorkerChannel:
             lambda chunk: transport.send(self._results, chunk)) if identity.artifacts_dir else None
 
     def next_file(self) -> messages.RunFile | None:
+        self._only_the_runner()
         if not self._asked:
             self._send(messages.RequestFile(self._id.index))
         self._asked = False
@@ -80,10 +83,12 @@ class WorkerChannel:
         if not isinstance(message, messages.RunFile):
             return None   # Shutdown
         self._meter.start()
+        self._file = message.file
         self._begin(message.file)   # what its import leaves goes with its collection error
         return message
 
     def test_started(self, test: str) -> None:
+        self._only_the_runner()
         self._begin(test)
         transport.send(self._results, messages.TestStarted(test))
 
@@ -95,6 +100,7 @@ class WorkerChannel:
             self._artifacts.begin(test)
 
     def result(self, **fields: object) -> None:
+        self._only_the_runner()
         # an exception with an 80 MB message would not fit a message to the worker
         message, longrepr = fields.get("message"), fields.get("longrepr")
         if isinstance(message, str) and len(message) > MAX_MESSAGE_CHARS:
@@ -131,7 +137,21 @@ class WorkerChannel:
         self._send(message)
 
     def _send(self, message: object) -> None:
+        self._only_the_runner()
         transport.send(self._conn, message)
+
+    def _only_the_runner(self) -> None:
+        """A test that forked and let its child return into the framework would have two
+        processes run the rest of the file and report it twice. The child reports the
+        test it came from as an error, and ends."""
+        if os.getpid() == self._pid:
+            return
+        transport.send(self._results, messages.Result(
+            worker=self._id.worker, runner=self._id.index, file=self._file,
+            test=self._test, outcome="error", when="call", duration=0.0,
+            message=f"the test forked, and its child (pid {os.getpid()}) returned into the "
+                    f"test runner; it was ended (a child must end with os._exit())"))
+        os._exit(1)
 
 
 def fork(driver: Driver, identity: RunnerIdentity, close_in_child: list[Connection],

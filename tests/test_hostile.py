@@ -436,3 +436,22 @@ def test_ci_commands_in_a_tests_output_do_not_reach_the_ci_raw(tmp_path, ci):
         else:                  # GitHub takes a workflow command at the start of one
             assert not line.lstrip().startswith(("::error::forged", "::add-mask::")), line
     assert "forged" in run.stdout   # it is shown, only defused
+
+
+def test_a_tests_fork_that_runs_on_is_an_error_of_that_test_not_twice_the_results(tmp_path):
+    project = write_project(tmp_path / "p", {"test_fork.py": """
+        import os
+
+        def test_forks():
+            os.fork()   # the child returns into pytest, as the parent does
+
+        def test_after():
+            pass
+    """})
+    run = run_medusa(project, runners=1, timeout=60)
+    assert run.exit_code == 1, run
+    assert sorted(run.outcomes) == [("test_fork.py::test_after", "passed"),
+                                    ("test_fork.py::test_forks", "error"),
+                                    ("test_fork.py::test_forks", "passed")], run
+    error = next(r for r in run.results if r["outcome"] == "error")
+    assert "the test forked, and its child" in error["message"], error
