@@ -118,6 +118,15 @@ class Worker:
                 shutil.rmtree(self.scratch, ignore_errors=True)
                 os.close(self.scratch_lock)
 
+    def end_leftovers(self) -> None:
+        """Processes the tests started and left running outside the worker's process
+        group (a daemon that called setsid), which the master's signal to the group
+        would not reach: found by the build's marks in their environment."""
+        for pid, command in left_by_tests(self.cfg.run_id, self.cfg.worker):
+            _signal(pid, signal.SIGKILL)
+            print(f"medusa: ended process {pid} ({command}), which a test of this build left "
+                  f"running", flush=True)
+
     def tear_down_worker(self) -> None:
         if self.set_up:
             self.set_up = False
@@ -182,6 +191,7 @@ class Worker:
         for index in range(self.runner_count):
             self.start_runner(index)
         self.relay()
+        self.end_leftovers()
         self.tear_down_worker()
         self.ship_logs()
         self.ship_coverage()
@@ -507,6 +517,31 @@ def _describe_status(status: int) -> str:
             name = "unknown"
         return f"killed by signal {number} ({name})"
     return f"exit code {os.WEXITSTATUS(status)}"
+
+
+def left_by_tests(run_id: str, worker: str) -> list[tuple[int, str]]:
+    """(pid, command line) of the processes of this user whose environment carries this
+    build's run id and this worker's name (runners export both, so whatever a test
+    starts inherits them). Linux only: elsewhere, none."""
+    marks = {f"MEDUSA_RUN_ID={run_id}".encode(), f"MEDUSA_WORKER={worker}".encode()}
+    try:
+        pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return []
+    found = []
+    for pid in pids:
+        if pid == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as environ:
+                if not marks <= set(environ.read().split(b"\0")):
+                    continue
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                command = cmdline.read().replace(b"\0", b" ").decode("utf-8", "replace")
+        except OSError:   # gone meanwhile, or another user's
+            continue
+        found.append((pid, command.strip()[:200]))
+    return found
 
 
 def make_scratch() -> tuple[str, int]:

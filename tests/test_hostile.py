@@ -12,9 +12,11 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import psutil
 import pytest
 
 from helpers import MEDUSA, run_medusa, write_project
@@ -455,3 +457,33 @@ def test_a_tests_fork_that_runs_on_is_an_error_of_that_test_not_twice_the_result
                                     ("test_fork.py::test_forks", "passed")], run
     error = next(r for r in run.results if r["outcome"] == "error")
     assert "the test forked, and its child" in error["message"], error
+
+
+def test_a_daemon_a_test_started_is_ended_and_named(tmp_path):
+    """A double fork with setsid leaves the worker's process group, so the master's
+    signal to the group does not reach it; the build's marks in its environment do."""
+    project = write_project(tmp_path / "p", {"test_daemon.py": """
+        import os
+
+        def test_starts_a_daemon(tmp_path):
+            pid_file = os.path.join(os.path.dirname(__file__), "daemon.pid")
+            child = os.fork()
+            if child == 0:
+                os.setsid()
+                if os.fork() == 0:
+                    with open(pid_file, "w") as out:
+                        out.write(str(os.getpid()))
+                    os.execvp("sleep", ["sleep", "300"])
+                os._exit(0)
+            os.waitpid(child, 0)
+            while not os.path.exists(pid_file) or not open(pid_file).read():
+                pass
+    """})
+    run = run_medusa(project, runners=1, timeout=60)
+    assert run.exit_code == 0, run
+    pid = int((project / "daemon.pid").read_text())
+    assert f"medusa: ended process {pid} (sleep 300)" in run.stdout, run
+    deadline = time.monotonic() + 10
+    while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline, "the daemon outlived the build"
+        time.sleep(0.05)
