@@ -213,45 +213,56 @@ def _reporters(value: Any, root: Path) -> tuple[str, ...]:
     return tuple(specs)
 
 
+class ValueAt(ValueError):
+    """A problem inside a key's value: `at` is its path below the key ((0, "runners") for
+    workers[0].runners), so that the message names that key and its line."""
+
+    def __init__(self, at: tuple[Any, ...], message: str) -> None:
+        super().__init__(message)
+        self.at = at
+
+
 def _workers(value: Any, root: Path) -> tuple[WorkerSpec, ...]:
     if not isinstance(value, list) or not value:
         raise ValueError("expected a list of workers, e.g. [{type: local, runners: auto}]")
-    specs = []
-    for index, item in enumerate(value):
-        if not isinstance(item, dict):
-            raise ValueError(f"expected a worker as a mapping (type: local, runners: N), got {item!r}")
-        kind = item.get("type", "local")
-        if kind not in ("local", "ssh"):
-            raise ValueError(f"worker {index + 1}: unknown type {kind!r} (known: local, ssh)")
-        allowed = SSH_KEYS if kind == "ssh" else ("type", "name", "runners")
-        unknown = sorted(set(item) - set(allowed))
-        if unknown:
-            raise ValueError(f"unknown key {unknown[0]!r} in worker {index + 1}"
-                             f"{_suggestion(unknown[0], allowed)}")
-        runners = _runners(item.get("runners", "auto"), root)
-        name = _text(item["name"], root) if "name" in item else ""
-        if kind == "local":
-            specs.append(WorkerSpec("local", runners, name))
-            continue
-        if not item.get("connect"):
-            raise ValueError(f"worker {index + 1}: an ssh worker needs connect: [user@]host[:port]")
-        connect = _text(item["connect"], root)
+    return name_workers(tuple(_worker(index, item, root) for index, item in enumerate(value)))
+
+
+def _worker(index: int, item: Any, root: Path) -> WorkerSpec:
+    if not isinstance(item, dict):
+        raise ValueAt((index,), f"expected a worker as a mapping (type: local, runners: N), "
+                                f"got {item!r}")
+
+    def read(key: str, reader: Callable[[Any, Path], Any], default: Any) -> Any:
         try:
-            check_connect(connect)
+            return reader(item[key], root) if item.get(key) is not None else default
         except ValueError as exc:
-            raise ValueError(f"worker {index + 1}: {exc}") from None
-        specs.append(WorkerSpec(
-            "ssh", runners, name, connect=connect,
-            directory=_text(item.get("directory") or default_directory(root), root),
-            python=_text(item.get("python", "python3"), root),
-            sync=_flag(item.get("sync", True), root),
-            exclude=_texts(item.get("exclude", []), root),
-            setup=_texts(item.get("setup", []), root),
-            identity=os.path.expanduser(_text(item["identity"], root)) if item.get("identity") else "",
-            known_hosts=os.path.expanduser(_text(item["known_hosts"], root))
-            if item.get("known_hosts") else "",
-            accept_new_host_key=_flag(item.get("accept_new_host_key", False), root)))
-    return name_workers(specs)
+            raise ValueAt((index, key), str(exc)) from None
+
+    kind = item.get("type", "local")
+    if kind not in ("local", "ssh"):
+        raise ValueAt((index, "type"), f"unknown type {kind!r} (known: local, ssh)")
+    allowed = SSH_KEYS if kind == "ssh" else ("type", "name", "runners")
+    unknown = sorted(set(item) - set(allowed))
+    if unknown:
+        raise ValueAt((index, unknown[0]), f"unknown key{_suggestion(unknown[0], allowed)}")
+    runners = read("runners", _runners, _runners("auto", root))
+    name = read("name", _text, "")
+    if kind == "local":
+        return WorkerSpec("local", runners, name)
+    if not item.get("connect"):
+        raise ValueAt((index,), "an ssh worker needs connect: [user@]host[:port]")
+    connect = read("connect", lambda value, root: check_connect(_text(value, root)), "")
+    return WorkerSpec(
+        "ssh", runners, name, connect=connect,
+        directory=read("directory", _text, "") or default_directory(root),
+        python=read("python", _text, "python3"),
+        sync=read("sync", _flag, True),
+        exclude=read("exclude", _texts, ()),
+        setup=read("setup", _texts, ()),
+        identity=os.path.expanduser(read("identity", _text, "")),
+        known_hosts=os.path.expanduser(read("known_hosts", _text, "")),
+        accept_new_host_key=read("accept_new_host_key", _flag, False))
 
 
 def _seconds_or_never(value: Any, root: Path) -> float:
@@ -492,10 +503,23 @@ def load(path: Path, environ: dict[str, str] | None = None) -> dict[str, Value]:
             raise ConfigError(f"{where}: unknown key {name!r}{_suggestion(str(name), KEYS)}")
         try:
             value = KEYS[name].read(_expand(raw, environ), root)
+        except ValueAt as exc:   # the line and name of the key inside the value
+            path = (name, *exc.at)
+            line = next((lines[path[:end]] for end in range(len(path), 0, -1)
+                         if path[:end] in lines), line)
+            raise ConfigError(f"{shown}, line {line}: {_key_name(path)}: {exc}") from None
         except ValueError as exc:
             raise ConfigError(f"{where}: {name}: {exc}") from None
         values[name] = Value(value, where)
     return values
+
+
+def _key_name(path: tuple[Any, ...]) -> str:
+    """("workers", 0, "runners") -> "workers[0].runners"."""
+    text = str(path[0])
+    for part in path[1:]:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return text
 
 
 class _Duplicate(Exception):
@@ -536,6 +560,8 @@ def _build(loader: Any, node: Any, path: tuple[Any, ...], lines: dict) -> Any:
             mapping[key] = _build(loader, value_node, path + (key,), lines)
         return mapping
     if isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            lines[path + (i,)] = item.start_mark.line + 1
         return [_build(loader, item, path + (i,), lines) for i, item in enumerate(node.value)]
     return loader.construct_object(node, deep=True)
 

@@ -170,18 +170,18 @@ def test_an_empty_file_sets_nothing(tmp_path):
     ("history: maybe\n",
      "medusa/config.yml, line 1: history: expected true or false, got 'maybe'"),
     ("workers:\n  - type: ssh\n",
-     "medusa/config.yml, line 1: workers: worker 1: an ssh worker needs connect: "
-     "[user@]host[:port]"),
+     "medusa/config.yml, line 2: workers[0]: an ssh worker needs connect: [user@]host[:port]"),
     ("workers:\n  - type: docker\n",
-     "medusa/config.yml, line 1: workers: worker 1: unknown type 'docker' (known: local, ssh)"),
+     "medusa/config.yml, line 2: workers[0].type: unknown type 'docker' (known: local, ssh)"),
     ("workers:\n  - {type: ssh, connect: h, dirctory: /x}\n",
-     "medusa/config.yml, line 1: workers: unknown key 'dirctory' in worker 1 (did you mean "
-     "'directory'?)"),
+     "medusa/config.yml, line 2: workers[0].dirctory: unknown key (did you mean 'directory'?)"),
     ("workers:\n  - runers: 2\n",
-     "medusa/config.yml, line 1: workers: unknown key 'runers' in worker 1 (did you mean "
-     "'runners'?)"),
+     "medusa/config.yml, line 2: workers[0].runers: unknown key (did you mean 'runners'?)"),
+    ("workers:\n  - type: local\n    runners: 2\n  - {type: local, runners: -1}\n",
+     "medusa/config.yml, line 4: workers[1].runners: expected a whole number of at least 1, "
+     "got -1"),
     ("workers:\n  - runners: 0\n",
-     "medusa/config.yml, line 1: workers: expected a whole number of at least 1, got 0"),
+     "medusa/config.yml, line 2: workers[0].runners: expected a whole number of at least 1, got 0"),
     ("env:\n  1BAD: x\n",
      "medusa/config.yml, line 1: env: expected an environment variable name, got '1BAD'"),
     ("reporters: json\n",
