@@ -245,6 +245,10 @@ def run_build(argv: list[str], as_module: bool = False) -> int:
         return OK
     check_paths(settings.paths)
     if answered_by_pytest(settings):
+        reason = _needs_one_process(settings.framework_args)
+        if reason:
+            print(f"medusa: {reason}: pytest runs this build itself, in one process in the "
+                  f"foreground", file=sys.stderr, flush=True)
         return run_pytest_itself(settings)
     try:
         ReportFolder(settings.report_dir).check()
@@ -379,11 +383,26 @@ PYTEST_ANSWERS = frozenset({
     "--collect-only", "--co", "--collectonly", "--fixtures", "--funcargs",
     "--fixtures-per-test", "--markers", "--setup-plan", "--setupplan",
     "--help", "-h", "--version", "-V"})
+# Options whose whole point is one process: the debugger needs the terminal and the
+# test's own process; a stepwise run stops at the first failure and starts from it next
+# time, an order only one process keeps. pytest itself runs those builds, as it would.
+PYTEST_IN_ONE_PROCESS = {
+    "--pdb": "--pdb: the debugger needs the terminal and the failing test's process",
+    "--trace": "--trace: the debugger needs the terminal and each test's process",
+    "--sw": "--sw: a stepwise run stops at the first failure and starts from it next time",
+    "--stepwise": "--stepwise: a stepwise run stops at the first failure and starts from "
+                  "it next time",
+}
 _PYTEST_ITSELF = "import sys; {strip}import pytest; sys.exit(pytest.main())"
 
 
+def _needs_one_process(framework_args: tuple[str, ...]) -> str:
+    return next((PYTEST_IN_ONE_PROCESS[arg] for arg in framework_args
+                 if arg in PYTEST_IN_ONE_PROCESS), "")
+
+
 def answered_by_pytest(settings: BuildSettings) -> bool:
-    if not PYTEST_ANSWERS & set(settings.framework_args):
+    if not (PYTEST_ANSWERS | set(PYTEST_IN_ONE_PROCESS)) & set(settings.framework_args):
         return False
     if settings.driver == "auto":
         from medusa.drivers import auto

@@ -20,6 +20,7 @@ from helpers import (
     assert_same_as_pytest,
     run_medusa,
     serial_outcomes,
+    summary_line,
     write_project,
 )
 
@@ -405,6 +406,41 @@ def test_options_that_do_not_run_tests_print_what_pytest_prints(tmp_path, args):
 def _without_times(text: str) -> str:
     import re
     return re.sub(r"in [0-9.]+s", "in Ns", text)
+
+
+STEPWISE_PROJECT = {"test_steps.py": """
+    def test_a():
+        pass
+
+    def test_b():
+        assert open("state.txt").read() == "fixed"
+
+    def test_c():
+        pass
+""", "state.txt": "broken"}
+
+
+@pytest.mark.parametrize("args", [("--sw",), ("--pdb",)])
+def test_one_process_options_are_run_by_pytest_itself(tmp_path, args):
+    """--sw (stop at the first failure, start from it next time) and --pdb (the debugger
+    needs the terminal and the test's process): pytest runs the build in one process, so
+    that both do what they do under pytest, build after build."""
+    serial_project = write_project(tmp_path / "serial", STEPWISE_PROJECT)
+    medusa_project = write_project(tmp_path / "medusa", STEPWISE_PROJECT)
+    env = _environment(None)
+    for round_ in range(2):
+        serial = subprocess.run([sys.executable, "-P", "-m", "pytest", *args],
+                                cwd=serial_project, capture_output=True, text=True, env=env,
+                                timeout=120, stdin=subprocess.DEVNULL)
+        medusa = subprocess.run([sys.executable, str(MEDUSA), "--local", "2", "--", *args],
+                                cwd=medusa_project, capture_output=True, text=True, env=env,
+                                timeout=120, stdin=subprocess.DEVNULL)
+        assert medusa.returncode == serial.returncode, (medusa, serial)
+        assert summary_line(medusa.stdout) == summary_line(serial.stdout), (medusa, serial)
+        assert f"medusa: {args[0]}: " in medusa.stderr, medusa.stderr
+        for project in (serial_project, medusa_project):
+            (project / "state.txt").write_text("fixed")
+    assert summary_line(serial.stdout).startswith("2 passed" if args == ("--sw",) else "3 passed")
 
 
 def test_pyargs_collects_a_package_by_its_name(tmp_path):
