@@ -200,6 +200,8 @@ class Result:
     # the files it left in $MEDUSA_ARTIFACTS_DIR: names in that folder from the runner;
     # on the master, their paths in the report folder (artifacts/<test>/<name>)
     artifacts: tuple[str, ...] = ()
+    # what the test recorded about itself (pytest's record_property): (name, value)
+    properties: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

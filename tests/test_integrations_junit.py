@@ -314,3 +314,28 @@ def test_a_path_that_cannot_be_written_is_a_usage_error(tmp_path):
     run = run_medusa(project, "--format", "junit:taken/junit.xml", timeout=60)
     assert run.exit_code == 4, run
     assert "junit:taken/junit.xml" in run.stderr, run
+
+
+def test_record_property_reaches_the_junit_suite_and_the_json(tmp_path):
+    project = write_project(tmp_path / "p", {"tests/test_props.py": """
+        def test_records(record_property):
+            record_property("build", 42)
+            record_property("owner", "team <a&b>")
+
+        def test_records_and_fails(record_property):
+            record_property("seed", "7")
+            assert 0
+    """})
+    out = tmp_path / "junit.xml"
+    run = run_medusa(project, "--format", f"junit:{out}")
+    assert run.exit_code == 1, run
+    _validate(out)
+    document, _ = _read(out)
+    suite = next(iter(document))
+    properties = [(p.name, p.value) for p in suite.properties()]
+    assert ("tests/test_props.py::test_records::build", "42") in properties, properties
+    assert ("tests/test_props.py::test_records::owner", "team <a&b>") in properties
+    assert ("tests/test_props.py::test_records_and_fails::seed", "7") in properties
+    recorded = {r["test"]: r["properties"] for r in run.results}
+    assert recorded["tests/test_props.py::test_records"] == [
+        {"name": "build", "value": "42"}, {"name": "owner", "value": "team <a&b>"}], recorded

@@ -135,8 +135,12 @@ class JUnitReporter(Reporter):
         duration = self.durations.get(file)
         if duration is None:   # never completed: what its tests took
             duration = sum(r.duration for rs in tests.values() for r in rs if r.when != "teardown")
+        # a testcase may not have <properties> in the schema Jenkins checks: what a test
+        # recorded (record_property) goes in its suite's, named by the test
+        recorded = tuple((f"{result.test}::{name}", value) for results in tests.values()
+                         for result in results for name, value in result.properties)
         properties = (("run_id", self.run_id),) + tuple(
-            ("runner", runner) for runner in self.runners.get(file, ()))
+            ("runner", runner) for runner in self.runners.get(file, ())) + recorded
         return Suite(file, file, tuple(cases), duration, self.started.get(file), properties)
 
     def _startup_suite(self) -> Suite:

@@ -287,7 +287,7 @@ class _RunnerPlugin:
                 file=self.file, test=_test_id(report), outcome=outcome, when=report.when,
                 duration=sum(r.duration for r in reports), message=_one_line(report),
                 longrepr=_longrepr(report), sections=_sections(reports[-1]),
-                path=path, line=line)
+                path=path, line=line, properties=_properties(reports[-1]))
 
 
 class _FileBoundary:
@@ -345,6 +345,11 @@ def _longrepr(report: Any) -> str:
     if not report.failed:
         return ""
     return truncate(report.longreprtext)
+
+
+def _properties(report: Any) -> tuple[tuple[str, str], ...]:
+    """record_property's (name, value) pairs, as text (as pytest's junitxml writes them)."""
+    return tuple((str(name), str(value)) for name, value in report.user_properties)
 
 
 def _sections(report: Any) -> tuple[tuple[str, str], ...]:
