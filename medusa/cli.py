@@ -256,9 +256,13 @@ def run_build(argv: list[str], as_module: bool = False) -> int:
         raise UsageError(f"--report-dir {settings.report_dir}: {exc}")
     formats = [_parse_format(spec, values["reporters"].source)
                for spec in values.get("reporters", Value((), "")).value]
-    fan_out = reporters.Reporters(_create_reporters(
-        formats, values.get("ci", Value(None, "")).value,
-        values.get("junit_suites", Value("file", "")).value))
+    framework_args, junitxml = take_junitxml(settings.framework_args)
+    settings = dataclasses.replace(settings, framework_args=framework_args)
+    made = _create_reporters(formats, values.get("ci", Value(None, "")).value,
+                             values.get("junit_suites", Value("file", "")).value)
+    if junitxml:
+        made.insert(0, _pytest_junitxml(junitxml))
+    fan_out = reporters.Reporters(made)
     signal.signal(signal.SIGTERM, _interrupt)
     master = Master(settings, fan_out)
     code = master.run()
@@ -463,6 +467,33 @@ def _create_reporters(formats: list[tuple[str, str | None]], ci_choice: str | No
             raise UsageError(f"--format {name}{':' + path if path else ''}: {exc}")
     # the console last: its summary line ends the output, after what the others print
     return made + [reporters.create("console", None, console_out)]
+
+
+JUNITXML_OPTIONS = ("--junitxml", "--junit-xml")
+
+
+def take_junitxml(framework_args: tuple[str, ...]) -> tuple[tuple[str, ...], str]:
+    """pytest's --junitxml PATH, taken out of the framework arguments: every runner
+    would write its own tests to PATH over the others'. medusa's JUnit report writes
+    it instead, for the whole build."""
+    kept: list[str] = []
+    path = ""
+    arguments = iter(framework_args)
+    for argument in arguments:
+        option, equals, value = argument.partition("=")
+        if option in JUNITXML_OPTIONS:
+            path = value if equals else next(arguments, "")
+        else:
+            kept.append(argument)
+    return tuple(kept), path
+
+
+def _pytest_junitxml(path: str) -> reporters.Reporter:
+    """--junitxml=PATH as pytest writes it: one testsuite with every testcase."""
+    try:
+        return reporters.create("junit", path, sys.stdout, suites="run")
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--junitxml {path}: {exc}")
 
 
 def _interrupt(signum: int, frame: object) -> None:

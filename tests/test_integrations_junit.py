@@ -339,3 +339,41 @@ def test_record_property_reaches_the_junit_suite_and_the_json(tmp_path):
     recorded = {r["test"]: r["properties"] for r in run.results}
     assert recorded["tests/test_props.py::test_records"] == [
         {"name": "build", "value": "42"}, {"name": "owner", "value": "team <a&b>"}], recorded
+
+
+def _cases_of(path: Path) -> dict[tuple[str, str], str]:
+    import xml.etree.ElementTree as ET
+    cases = {}
+    for case in ET.parse(path).getroot().iter("testcase"):
+        kinds = [child.tag for child in case if child.tag in ("failure", "error", "skipped")]
+        cases[(case.get("classname"), case.get("name"))] = kinds[0] if kinds else "passed"
+    return cases
+
+
+def test_pytests_junitxml_option_is_one_document_of_every_test_as_pytest_n_2_writes_it(tmp_path):
+    """`medusa -- --junitxml=PATH`: each runner wrote its own tests over the others';
+    medusa's JUnit report now writes PATH for the whole build, with pytest's names."""
+    files = {f"tests/test_{n}.py": f"""
+        import pytest
+
+        class TestThing:
+            @pytest.mark.parametrize("x", [1, 2, "a b"])
+            def test_param(self, x):
+                assert x != {n}
+
+        def test_skip():
+            pytest.skip("no")
+
+        def test_plain():
+            pass
+    """ for n in range(4)}
+    project = write_project(tmp_path / "p", files)
+    xdist = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2",
+                            f"--junitxml={tmp_path / 'xdist.xml'}"], cwd=project,
+                           capture_output=True, text=True, timeout=120)
+    assert xdist.returncode == 1, xdist.stdout
+    run = run_medusa(project, pytest_args=[f"--junitxml={tmp_path / 'medusa.xml'}"])
+    assert run.exit_code == 1, run
+    _validate(tmp_path / "medusa.xml")
+    medusa, expected = _cases_of(tmp_path / "medusa.xml"), _cases_of(tmp_path / "xdist.xml")
+    assert len(expected) == 20 and medusa == expected, (medusa, expected)
