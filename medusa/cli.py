@@ -259,7 +259,8 @@ def run_build(argv: list[str], as_module: bool = False) -> int:
     framework_args, junitxml = take_junitxml(settings.framework_args)
     settings = dataclasses.replace(settings, framework_args=framework_args)
     made = _create_reporters(formats, values.get("ci", Value(None, "")).value,
-                             values.get("junit_suites", Value("file", "")).value)
+                             values.get("junit_suites", Value("file", "")).value,
+                             verbosity(framework_args))
     if junitxml:
         made.insert(0, _pytest_junitxml(junitxml))
     fan_out = reporters.Reporters(made)
@@ -441,8 +442,20 @@ def _parse_format(spec: str, source: str) -> tuple[str, str | None]:
         raise config.ConfigError(f"{source}: reporters: {exc}")
 
 
+def verbosity(framework_args: tuple[str, ...]) -> int:
+    """pytest's -v/-vv/--verbose less -q/--quiet, from the framework arguments."""
+    level = 0
+    for argument in framework_args:
+        if argument in ("--verbose", "--quiet"):
+            level += 1 if argument == "--verbose" else -1
+        elif argument.startswith("-") and not argument.startswith("--") \
+                and set(argument[1:]) <= {"v", "q"}:
+            level += argument.count("v") - argument.count("q")
+    return level
+
+
 def _create_reporters(formats: list[tuple[str, str | None]], ci_choice: str | None,
-                      junit_suites: str) -> list[reporters.Reporter]:
+                      junit_suites: str, verbose: int = 0) -> list[reporters.Reporter]:
     """The console, the --format reports, and those of the CI server medusa runs on
     (integrations/ci.py). On a CI server, or with a report on stdout beside it, the
     console writes plain lines: no status line redrawn in place."""
@@ -466,7 +479,7 @@ def _create_reporters(formats: list[tuple[str, str | None]], ci_choice: str | No
         except (OSError, ValueError) as exc:   # a path that cannot be written, say
             raise UsageError(f"--format {name}{':' + path if path else ''}: {exc}")
     # the console last: its summary line ends the output, after what the others print
-    return made + [reporters.create("console", None, console_out)]
+    return made + [reporters.create("console", None, console_out, verbose=max(0, verbose))]
 
 
 JUNITXML_OPTIONS = ("--junitxml", "--junit-xml")

@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from helpers import MEDUSA, run_on_a_terminal, write_project
+from helpers import MEDUSA, run_medusa, run_on_a_terminal, write_project
 
 PROJECT = {
     "tests/test_slow.py": """
@@ -50,3 +50,33 @@ def test_a_ci_log_gets_one_plain_line_per_file(tmp_path):
     assert any(line.startswith("tests/test_slow.py ..") and line.endswith("%]") for line in lines)
     assert any(line.startswith("tests/test_bad.py F") for line in lines)
     assert lines[-1].startswith("=") and "1 failed, 2 passed in" in lines[-1]
+
+
+def test_pytests_verbose_option_prints_a_line_per_test_as_pytest_does(tmp_path):
+    import re
+    project = write_project(tmp_path / "p", {f"tests/test_{n}.py": f"""
+        import pytest
+
+        def test_pass():
+            pass
+
+        def test_fail():
+            assert {n} < 0
+
+        @pytest.mark.skip("no")
+        def test_skip():
+            pass
+
+        @pytest.mark.xfail
+        def test_xfail():
+            assert 0
+    """ for n in range(3)})
+    line = re.compile(r"^(\S+::\S+) (PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)\b", re.M)
+    serial = subprocess.run([sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider"],
+                            cwd=project, capture_output=True, text=True, timeout=120)
+    verbose = run_medusa(project, pytest_args=["-v"])
+    quiet = run_medusa(project)
+    expected = sorted(line.findall(serial.stdout))
+    assert len(expected) == 12, serial.stdout
+    assert sorted(line.findall(verbose.stdout)) == expected, verbose.stdout
+    assert line.findall(quiet.stdout) == [], quiet.stdout

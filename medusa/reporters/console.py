@@ -21,6 +21,9 @@ from medusa.scheduler import file_label
 LETTERS = {"passed": ".", "failed": "F", "error": "E", "skipped": "s", "xfailed": "x",
            "xpassed": "X", "flaky": "R"}
 PROBLEMS = ("failed", "error")
+# a test's line under -v, as pytest words it
+WORDS = {"passed": "PASSED", "failed": "FAILED", "error": "ERROR", "skipped": "SKIPPED",
+         "xfailed": "XFAIL", "xpassed": "XPASS", "flaky": "FLAKY"}
 REDRAW_SECONDS = 0.1
 TOP_FILES = 5     # files listed as the slowest and as the heaviest in memory
 MiB = 1024 * 1024
@@ -32,8 +35,11 @@ def is_live(stream: IO[str]) -> bool:
 
 
 class ConsoleReporter(Reporter):
-    def __init__(self, stream: IO[str] | None = None) -> None:
+    def __init__(self, stream: IO[str] | None = None, verbose: int = 0) -> None:
         self.out = stream or sys.stdout
+        self.verbose = verbose    # pytest's -v: a line per test
+        self.tests_total = 0      # collected by the first worker (0: not known)
+        self.tests_done = 0
         self.live = is_live(self.out)
         self.width = shutil.get_terminal_size((80, 24)).columns
         self.files_total = 0
@@ -59,6 +65,8 @@ class ConsoleReporter(Reporter):
     def on_worker_begin(self, event: messages.WorkerBegin) -> None:
         if not self.files_total:
             self.files_total = len(event.files)
+        if not self.tests_total and event.tests is not None:
+            self.tests_total = sum(len(tests) for tests in event.tests)
         self.line(f"worker {event.worker}: {event.runners} runners ({event.runners_reason})")
         self.line(f"worker {event.worker}: {event.framework}, rootdir {event.rootdir}, "
                   f"{len(event.files)} files, ready in {event.startup_seconds:.2f}s")
@@ -99,6 +107,10 @@ class ConsoleReporter(Reporter):
 
     def on_result(self, event: messages.Result) -> None:
         self.counts[event.outcome] += 1
+        if event.when != "teardown":
+            self.tests_done += 1
+        if self.verbose:
+            self.test_line(event)
         runner = f"{event.worker}/{event.runner}"
         self.letters.setdefault(runner, []).append(LETTERS.get(event.outcome, "?"))
         if event.outcome == "flaky":
@@ -108,6 +120,16 @@ class ConsoleReporter(Reporter):
             if self.live:
                 self.line(f"{event.outcome.upper()} {event.test} - {event.message}")
         self.draw_status()
+
+    def test_line(self, event: messages.Result) -> None:
+        """`tests/test_x.py::test_y PASSED   [ 10%] local/1`, pytest's -v line and the
+        runner that ran it."""
+        text = f"{event.test} {WORDS.get(event.outcome, event.outcome.upper())}"
+        if self.tests_total:
+            share = min(100, 100 * self.tests_done // self.tests_total)
+            tail = f"[{share:3d}%] {event.worker}/{event.runner}"
+            text = text + " " * max(1, self.width - 1 - len(text) - len(tail)) + tail
+        self.line(text)
 
     def on_file_complete(self, event: messages.FileComplete) -> None:
         runner = f"{event.worker}/{event.runner}"
@@ -120,7 +142,7 @@ class ConsoleReporter(Reporter):
         letters = "".join(self.letters.pop(runner, []))
         if event.stats is not None:
             self.file_stats.setdefault(event.file, FileTotals()).add(event.stats)
-        if not self.live:
+        if not self.live and not self.verbose:
             self.line(f"{_label(started) if started else event.file} {letters} {self.progress()}")
         self.draw_status(force=True)
 
