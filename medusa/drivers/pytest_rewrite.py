@@ -28,12 +28,15 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 # Fewer files than this: forking helpers costs more than it saves.
 MIN_FILES = 16
+# How long a helper may take to finish its file once collection is done.
+HELPER_GRACE_SECONDS = 10.0
 
 
 @contextlib.contextmanager
@@ -55,8 +58,21 @@ def rewritten_ahead(config: Any, helpers: int) -> Iterator[None]:
             yield
         finally:
             os.close(stop_writing)   # the helpers stop after the file they are on
-            for pid in pids:
+            _wait_for(pids)
+
+
+def _wait_for(pids: list[int]) -> None:
+    """Each helper ends after its file. One that does not (a fork taken while another
+    thread of the worker held a lock the helper then needs) is killed: pytest replaces a
+    cached module whole, so at worst a temporary file of it is left, never a torn one."""
+    deadline = time.monotonic() + HELPER_GRACE_SECONDS
+    for pid in pids:
+        while os.waitpid(pid, os.WNOHANG) == (0, 0):
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
+                break
+            time.sleep(0.01)
 
 
 def _rewrite_module() -> Any:
