@@ -121,6 +121,7 @@ ZERO_WIDTH_SPACE = "\u200b"
 
 def _defused(text: str, at_line_start: bool) -> str:
     text = text.replace("##teamcity[", "#" + ZERO_WIDTH_SPACE + "#teamcity[")
+    text = text.replace("##[", "#" + ZERO_WIDTH_SPACE + "#[")   # GitHub's older form
     lines = text.split("\n")
     for index, line in enumerate(lines):
         if (index or at_line_start) and line.lstrip().startswith("::"):

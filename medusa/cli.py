@@ -397,6 +397,10 @@ PYTEST_IN_ONE_PROCESS = {
     "--sw": "--sw: a stepwise run stops at the first failure and starts from it next time",
     "--stepwise": "--stepwise: a stepwise run stops at the first failure and starts from "
                   "it next time",
+    "--sw-skip": "--sw-skip: a stepwise run stops at the second failure and starts from "
+                 "it next time",
+    "--stepwise-skip": "--stepwise-skip: a stepwise run stops at the second failure and "
+                       "starts from it next time",
 }
 _PYTEST_ITSELF = "import sys; {strip}import pytest; sys.exit(pytest.main())"
 

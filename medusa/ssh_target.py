@@ -255,7 +255,8 @@ def _parse_connect(connect: str) -> tuple[str, str, int | None]:
 
 def _ssh_config(host: str) -> dict[str, Any]:
     import paramiko
-    check_connect(host)   # config and command line refuse such a name already
+    # config and command line refuse such a name already; an IPv6 address is bracketed
+    check_connect(f"[{host}]" if ":" in host else host)
     path = os.path.expanduser("~/.ssh/config")
     if not os.path.exists(path):
         return {}

@@ -373,10 +373,18 @@ def most_runners(available: int | None, process_limit: int | None,
                        f"MiB per runner at least"))
     if process_limit is not None:
         limits.append((max(1, process_limit - processes - SPARE_PROCESSES),
-                       f"a limit of {process_limit} processes, {processes} running"))
+                       f"a limit of {process_limit} processes, {processes} of yours running"))
     if not limits:
         return None, ""
     return min(limits, key=lambda limit: limit[0])
+
+
+def _owned(pid: str) -> bool:
+    """The process is this user's (the process limit counts a user's own)."""
+    try:
+        return os.stat(f"/proc/{pid}").st_uid == os.getuid()
+    except OSError:
+        return False
 
 
 def read_most_runners() -> tuple[int | None, str]:
@@ -386,7 +394,7 @@ def read_most_runners() -> tuple[int | None, str]:
     try:
         pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
         limit = pid_max if limit is None else min(limit, pid_max)
-        running = sum(1 for name in os.listdir("/proc") if name.isdigit())
+        running = sum(1 for name in os.listdir("/proc") if name.isdigit() and _owned(name))
     except (OSError, ValueError):
         running = 0
     return most_runners(read_available_memory(), limit, running)

@@ -108,7 +108,9 @@ class Server:
             try:
                 sock, _ = self._sock.accept()
             except OSError as exc:
-                if self._closed or exc.errno not in _RESOURCE_ERRORS | {errno.ECONNABORTED}:
+                if exc.errno == errno.ECONNABORTED and not self._closed:
+                    continue   # that client gave up before it was accepted
+                if self._closed or exc.errno not in _RESOURCE_ERRORS:
                     return
                 # out of descriptors: free the oldest unproven connection; the others
                 # wait in the kernel's backlog meanwhile
@@ -131,15 +133,17 @@ class Server:
 
     def _drop_oldest(self) -> None:
         with self._lock:
-            oldest = self._unproven[0] if self._unproven else None
+            oldest = self._unproven.pop(0) if self._unproven else None
         if oldest is not None:
             _shutdown_quietly(oldest)   # its handshake fails at once and closes it
-            self._forget(oldest)
 
-    def _forget(self, sock: socket.socket) -> None:
+    def _forget(self, sock: socket.socket) -> bool:
+        """Whether `sock` was still unproven (not dropped meanwhile)."""
         with self._lock:
             if sock in self._unproven:
                 self._unproven.remove(sock)
+                return True
+            return False
 
     def _handshake(self, sock: socket.socket) -> None:
         try:
@@ -148,9 +152,12 @@ class Server:
             conn = None
             self.rejected += 1
         finally:
-            self._forget(sock)
+            kept = self._forget(sock)
             sock.close()
         if conn is None:
+            return
+        if not kept:   # dropped as the oldest just as it proved itself: it was shut down
+            conn.close()
             return
         if self._closed:
             conn.close()

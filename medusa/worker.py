@@ -122,7 +122,13 @@ class Worker:
         """Processes the tests started and left running outside the worker's process
         group (a daemon that called setsid), which the master's signal to the group
         would not reach: found by the build's marks in their environment."""
-        for pid, command in left_by_tests(self.cfg.run_id, self.cfg.worker):
+        left = left_by_tests(self.cfg.run_id, self.cfg.worker)
+        for pid, _ in left:   # a chance to shut down cleanly first
+            _signal(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        while time.monotonic() < deadline and any(_alive(pid) for pid, _ in left):
+            time.sleep(0.05)
+        for pid, command in left:
             _signal(pid, signal.SIGKILL)
             print(f"medusa: ended process {pid} ({command}), which a test of this build left "
                   f"running", flush=True)
@@ -191,8 +197,8 @@ class Worker:
         for index in range(self.runner_count):
             self.start_runner(index)
         self.relay()
+        self.tear_down_worker()   # it may stop services of its own first
         self.end_leftovers()
-        self.tear_down_worker()
         self.ship_logs()
         self.ship_coverage()
         self.send(messages.Died(self.cfg.worker, len(self.lost), tuple(self.lost)))
@@ -364,8 +370,12 @@ class Worker:
             return None
         try:
             message = transport.recv(conn)
-        except (EOFError, OSError):
+        except EOFError:
             return None
+        except OSError as exc:
+            if exc.errno is not None:   # the pipe broke: the runner is gone
+                return None
+            message = exc   # "bad message length": text read as a frame's header
         except Exception as exc:   # the bytes are not a pickle: UnpicklingError and kin
             message = exc
         if isinstance(message, expected):
@@ -519,6 +529,15 @@ def _describe_status(status: int) -> str:
     return f"exit code {os.WEXITSTATUS(status)}"
 
 
+def _alive(pid: int) -> bool:
+    """Running, not a zombie waiting for a parent that is not us."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return False
+
+
 def left_by_tests(run_id: str, worker: str) -> list[tuple[int, str]]:
     """(pid, command line) of the processes of this user whose environment carries this
     build's run id and this worker's name (runners export both, so whatever a test
@@ -554,8 +573,12 @@ def make_scratch() -> tuple[str, int]:
         if entry.name.startswith(SCRATCH_PREFIX):
             _remove_if_orphaned(entry)
     folder = tempfile.mkdtemp(prefix=SCRATCH_PREFIX)
-    lock = os.open(os.path.join(folder, SCRATCH_LOCK), os.O_CREAT | os.O_RDWR, 0o600)
+    # locked under another name first: a worker starting beside this one must never see
+    # the lock file unlocked and take the folder for a dead worker's
+    making = os.path.join(folder, SCRATCH_LOCK + ".new")
+    lock = os.open(making, os.O_CREAT | os.O_RDWR, 0o600)
     fcntl.flock(lock, fcntl.LOCK_EX)
+    os.rename(making, os.path.join(folder, SCRATCH_LOCK))
     return folder, lock
 
 

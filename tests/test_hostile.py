@@ -118,9 +118,13 @@ JUNK_WRITER = """
 """
 
 
-def test_junk_in_a_runners_pipes_ends_that_runner_only(tmp_path):
+@pytest.mark.parametrize("junk", ["a frame", "a line of text"])
+def test_junk_in_a_runners_pipes_ends_that_runner_only(tmp_path, junk):
+    writer = JUNK_WRITER if junk == "a frame" else JUNK_WRITER.replace(
+        'b"\\0\\0\\0\\4junk"', 'b"a line a test logged to the wrong file\\n"')
+    assert writer != JUNK_WRITER or junk == "a frame"
     project = write_project(tmp_path / "p", {
-        "tests/test_junk.py": JUNK_WRITER,
+        "tests/test_junk.py": writer,
         **{f"tests/test_ok{n}.py": "def test_ok():\n    pass\n" for n in range(4)},
     })
     run = run_medusa(project, timeout=120)
@@ -487,3 +491,11 @@ def test_a_daemon_a_test_started_is_ended_and_named(tmp_path):
     while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
         assert time.monotonic() < deadline, "the daemon outlived the build"
         time.sleep(0.05)
+
+
+def test_an_ipv6_ssh_host_passes_the_name_check(tmp_path, monkeypatch):
+    from medusa import ssh_target
+    monkeypatch.setenv("HOME", str(tmp_path))   # no ~/.ssh/config: nothing else is read
+    assert ssh_target._ssh_config("::1") == {}
+    with pytest.raises(ValueError):
+        ssh_target._ssh_config("x;id")

@@ -245,5 +245,5 @@ def test_most_runners_is_the_lower_of_memory_and_the_process_limit():
     assert most == 1000 - 950 - stats.SPARE_PROCESSES or most == 1, (most, why)
     assert "limit of 1000 processes" in why
     assert stats.most_runners(None, 10_000, 100) == (10_000 - 100 - stats.SPARE_PROCESSES,
-                                                     "a limit of 10000 processes, 100 running")
+                                                     "a limit of 10000 processes, 100 of yours running")
     assert stats.most_runners(None, None, 5) == (None, "")

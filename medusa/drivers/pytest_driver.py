@@ -34,6 +34,9 @@ from medusa.drivers.pytest_rewrite import rewritten_ahead
 from medusa.messages import RunFile
 
 OLDEST_PYTEST = (7, 4)
+# record_property: at most this many per test, each name and value cut at this length
+MAX_PROPERTIES = 1000
+MAX_PROPERTY_CHARS = 10_000
 
 
 class PytestDriver:
@@ -349,7 +352,8 @@ def _longrepr(report: Any) -> str:
 
 def _properties(report: Any) -> tuple[tuple[str, str], ...]:
     """record_property's (name, value) pairs, as text (as pytest's junitxml writes them)."""
-    return tuple((str(name), str(value)) for name, value in report.user_properties)
+    return tuple((str(name)[:MAX_PROPERTY_CHARS], str(value)[:MAX_PROPERTY_CHARS])
+                 for name, value in report.user_properties[:MAX_PROPERTIES])
 
 
 def _sections(report: Any) -> tuple[tuple[str, str], ...]:

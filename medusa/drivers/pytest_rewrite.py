@@ -51,8 +51,13 @@ def rewritten_ahead(config: Any, helpers: int) -> Iterator[None]:
         return
     with _cache_folder(rewrite):
         stop_reading, stop_writing = os.pipe()
-        pids = [_fork_helper(config, state, rewrite, files[::-1][index::helpers],
-                             stop_reading, stop_writing) for index in range(helpers)]
+        pids: list[int] = []
+        try:
+            for index in range(helpers):
+                pids.append(_fork_helper(config, state, rewrite, files[::-1][index::helpers],
+                                         stop_reading, stop_writing))
+        except OSError:   # no process to be had (a process limit): fewer helpers, or none
+            pass
         os.close(stop_reading)
         try:
             yield
