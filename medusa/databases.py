@@ -18,7 +18,6 @@ find without asking anyone.
 """
 from __future__ import annotations
 
-import errno
 import fcntl
 import hashlib
 import os
@@ -31,6 +30,8 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
+
+from medusa.locks import lock_free
 
 DIR_VARIABLE = "MEDUSA_DATABASES_DIR"
 MARK = "medusa"
@@ -138,28 +139,7 @@ def hold(build: Build) -> None:
 
 
 def alive(run: str) -> bool:
-    return _lock_free(registry() / f"{run}.lock", remove=False) is False
-
-
-def _lock_free(path: Path, remove: bool) -> bool | None:
-    """Whether nobody holds the lock file (None: there is none); with remove, a free one
-    is removed while locked, so that nobody takes it in between."""
-    try:
-        descriptor = os.open(path, os.O_RDWR)
-    except FileNotFoundError:
-        return None
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        if exc.errno in (errno.EAGAIN, errno.EACCES):
-            return False
-        raise
-    else:
-        if remove:
-            path.unlink(missing_ok=True)
-        return True
-    finally:
-        os.close(descriptor)
+    return lock_free(registry() / f"{run}.lock", remove=False) is False
 
 
 def stale_run(run: str, current: Build) -> bool:
@@ -171,7 +151,7 @@ def forget_dead_runs() -> None:
     """Remove the lock files of runs that ended (their databases are gone by now)."""
     for path in registry().glob("*.lock"):
         if not path.name.startswith("template-"):
-            _lock_free(path, remove=True)
+            lock_free(path, remove=True)
 
 
 class template_lock:

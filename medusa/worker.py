@@ -20,9 +20,10 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
+from pathlib import Path
 
-from medusa import (coverage_support, drivers, exits, governor, hooks, logs, messages, probes,
-                    runner, stats, transport)
+from medusa import (coverage_support, drivers, exits, governor, hooks, locks, logs, messages,
+                    probes, runner, stats, transport)
 
 # How often results that runners wrote are passed on when nothing else happens.
 RESULTS_TICK_SECONDS = 0.1
@@ -586,17 +587,12 @@ def _remove_if_orphaned(entry: os.DirEntry[str]) -> None:
     try:
         if not entry.is_dir(follow_symlinks=False) or entry.stat().st_uid != os.getuid():
             return
-        # no lock file: being made right now, or left by a medusa without locks
-        lock = os.open(os.path.join(entry.path, SCRATCH_LOCK), os.O_RDWR)
-    except OSError:
+        # None (no lock file): being made right now, or left by a medusa without locks
+        free = locks.lock_free(Path(entry.path, SCRATCH_LOCK))
+    except OSError:   # not ours to lock
         return
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:   # its worker lives
-        os.close(lock)
-        return
-    shutil.rmtree(entry.path, ignore_errors=True)
-    os.close(lock)
+    if free:
+        shutil.rmtree(entry.path, ignore_errors=True)
 
 
 def _junk(thing: object) -> str:
