@@ -347,38 +347,51 @@ def name_workers(specs: list[WorkerSpec]) -> tuple[WorkerSpec, ...]:
 # What a user and a host name may be made of. ~/.ssh/config's `Match exec` hands %h and
 # %r to a shell (OpenSSH CVE-2023-51385 is this class): anything else is refused first.
 _SAFE_USER = re.compile(r"[A-Za-z0-9._][A-Za-z0-9._-]*")
-_SAFE_HOST = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*|\[[0-9A-Fa-f:.]+\]")
+_SAFE_HOST = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
+_IPV6 = re.compile(r"[0-9A-Fa-f:.]+")
+
+
+def split_connect(connect: str) -> tuple[str, str, str]:
+    """`ci@build-7:22` -> ("ci", "build-7", "22"); `[::1]:2222` -> ("", "::1", "2222")."""
+    user, _, rest = connect.rpartition("@")
+    if rest.startswith("["):
+        host, _, port = rest[1:].partition("]")
+        return user, host, port.removeprefix(":")
+    host, _, port = rest.partition(":")
+    return user, host, port
+
+
+def check_host(host: str) -> None:
+    """ValueError unless `host` is a plain name or an IPv6 address."""
+    if not (_SAFE_HOST.fullmatch(host) or (":" in host and _IPV6.fullmatch(host))):
+        raise ValueError(_refused(f"host {host!r}"))
 
 
 def check_connect(connect: str) -> str:
     """`connect` if its user, host and port are plain names; else ValueError."""
-    user, at, rest = connect.rpartition("@")
-    host, port = rest, ""
-    if rest.startswith("["):
-        host, _, port = rest.partition("]")
-        host, port = host + "]", port.removeprefix(":")
-    elif ":" in rest:
-        host, _, port = rest.partition(":")
+    user, host, port = split_connect(connect)
     problems = []
-    if at and not _SAFE_USER.fullmatch(user):
+    if "@" in connect and not _SAFE_USER.fullmatch(user):
         problems.append(f"user {user!r}")
-    if not _SAFE_HOST.fullmatch(host):
+    try:
+        check_host(host)
+    except ValueError:
         problems.append(f"host {host!r}")
     if port and not port.isdigit():
         problems.append(f"port {port!r}")
     if problems:
-        raise ValueError(f"connect {connect!r}: {' and '.join(problems)} may only have letters, "
-                         f"digits and . _ - (refused before ~/.ssh/config is read: its "
-                         f"Match exec would hand the name to a shell)")
+        raise ValueError(f"connect {connect!r}: " + _refused(" and ".join(problems)))
     return connect
+
+
+def _refused(what: str) -> str:
+    return (f"{what} may only have letters, digits and . _ - (refused before ~/.ssh/config "
+            f"is read: its Match exec would hand the name to a shell)")
 
 
 def ssh_host(connect: str) -> str:
     """`ci@build-7:22` -> `build-7`."""
-    host = connect.rpartition("@")[2]
-    if host.startswith("["):   # [::1]:22
-        return host[1:].partition("]")[0]
-    return host.partition(":")[0]
+    return split_connect(connect)[1]
 
 
 def default_directory(root: Path) -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from medusa import messages, sync
-from medusa.config import WorkerSpec, check_connect
+from medusa.config import WorkerSpec, check_host, split_connect
 
 CONNECT_TIMEOUT_SECONDS = 15.0
 # The remote worker, as the local one: the current folder must not be on sys.path (a
@@ -245,18 +245,13 @@ class _RememberNewKey:
 
 
 def _parse_connect(connect: str) -> tuple[str, str, int | None]:
-    user, _, rest = connect.rpartition("@")
-    if rest.startswith("["):
-        host, _, port = rest[1:].partition("]:")
-    else:
-        host, _, port = rest.partition(":")
+    user, host, port = split_connect(connect)
     return user, host, int(port) if port else None
 
 
 def _ssh_config(host: str) -> dict[str, Any]:
     import paramiko
-    # config and command line refuse such a name already; an IPv6 address is bracketed
-    check_connect(f"[{host}]" if ":" in host else host)
+    check_host(host)   # config and command line refuse such a name already
     path = os.path.expanduser("~/.ssh/config")
     if not os.path.exists(path):
         return {}
