@@ -172,7 +172,8 @@ class Worker:
             with exits.exit_raises():
                 prepared = driver.prepare(self.cfg.paths, self.cfg.framework_args,
                                           self.cfg.driver_options, processes=self.runner_count)
-        except (SystemExit, exits.ProcessExit) as exc:   # conftest.py, a plugin
+        except (SystemExit, exits.ProcessExit) as exc:   # conftest.py, a plugin (an exit in
+            # a test module is only that file's collection error: pytest catches it)
             self.send(messages.WorkerStartupFailure(
                 self.cfg.worker, f"{exits.describe(exc)} at {exits.where(exc)} while "
                                  f"the test framework started (it would have ended the worker)",

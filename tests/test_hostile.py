@@ -499,3 +499,15 @@ def test_an_ipv6_ssh_host_passes_the_name_check(tmp_path, monkeypatch):
     assert ssh_target._ssh_config("::1") == {}
     with pytest.raises(ValueError):
         ssh_target._ssh_config("x;id")
+
+
+def test_os_exit_in_a_test_module_at_import_is_that_files_collection_error(tmp_path):
+    project = write_project(tmp_path / "p", {
+        "test_exits.py": "import os\nos._exit(3)\n\ndef test_never():\n    pass\n",
+        "test_fine.py": "def test_fine():\n    pass\n"})
+    run = run_medusa(project, runners=2, timeout=60)
+    assert run.exit_code == 1, run
+    assert dict(run.outcomes) == {"test_exits.py": "error",
+                                  "test_fine.py::test_fine": "passed"}, run
+    error = next(r for r in run.results if r["test"] == "test_exits.py")
+    assert error["when"] == "collect" and "os._exit(3)" in error["longrepr"], error

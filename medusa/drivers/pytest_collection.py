@@ -24,7 +24,6 @@ from typing import Any
 import pytest
 
 from medusa.drivers import StartupError
-from medusa.exits import exit_raises
 from medusa.drivers.common import Selection, relative
 from medusa.messages import RunFile
 
@@ -79,10 +78,9 @@ class SessionCollection:
         recorder = _Recorder()
         config.pluginmanager.register(recorder, "medusa-collection")
         try:
-            # os._exit() as a test module is imported: that file's collection error, as a
-            # sys.exit() there is under pytest, and the rest of the suite runs
-            with exit_raises():
-                config.hook.pytest_collection(session=session)
+            # the worker makes os._exit() raise meanwhile (exits.py): one in a test module
+            # is that file's collection error, as a sys.exit() there is under pytest
+            config.hook.pytest_collection(session=session)
         except pytest.UsageError as exc:   # a path or node id that does not exist: pytest exits 4
             raise StartupError("pytest: " + usage_error_text(exc)) from exc
         except pytest.exit.Exception as exc:
