@@ -413,10 +413,8 @@ def _needs_one_process(framework_args: tuple[str, ...]) -> str:
 def answered_by_pytest(settings: BuildSettings) -> bool:
     if not (PYTEST_ANSWERS | set(PYTEST_IN_ONE_PROCESS)) & set(settings.framework_args):
         return False
-    if settings.driver == "auto":
-        from medusa.drivers import auto
-        return auto.detect(Path.cwd(), settings.paths, settings.driver_options).driver == "pytest"
-    return settings.driver == "pytest"
+    from medusa.drivers import auto
+    return auto.picks_pytest(settings.driver, Path.cwd(), settings.paths, settings.driver_options)
 
 
 def run_pytest_itself(settings: BuildSettings) -> int:

@@ -79,3 +79,21 @@ class CoverageReport:
     data_file: str            # the combined data file
     error: str = ""           # why there is no report (no data came back, say)
 
+
+
+@dataclass(frozen=True)
+class FrameworkHeader:
+    """pytest builds: the lines pytest's plugins add to its header (pytest_report_header:
+    pytest-randomly's seed, pytest-django's settings, ...), from the master's controller
+    session (drivers/pytest_controller.py)."""
+    lines: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FrameworkSummary:
+    """pytest builds: what pytest and its plugins wrote at the session's end, once for the
+    whole build (the warnings summary, --durations, pytest-cov's report, plugins'
+    sections), before BuildFinished. `short_summary`: it has pytest's short test summary
+    (asked for with -r), which the console then does not repeat."""
+    text: str
+    short_summary: bool = False

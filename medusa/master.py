@@ -16,10 +16,12 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from medusa import coverage_support, events, history, messages, transport
 from medusa.config import WorkerSpec
-from medusa.drivers import COLLECT_OPTION
+from medusa.drivers import COLLECT_OPTION, auto
+from medusa.drivers.controller import NoController
 from medusa.probes import CommandProbe, CommandProbes
 from medusa.report_folder import ReportFolder
 from medusa.reporters import Reporters
@@ -27,6 +29,9 @@ from medusa.retries import PROBLEMS, Retries
 from medusa.scheduler import Scheduler, Unit, part_name, simulate
 from medusa.ssh_target import SshWorker
 from medusa.targets import LocalWorker
+
+if TYPE_CHECKING:
+    from medusa.drivers.pytest_controller import PytestController
 
 # pytest's order of outcomes in its summary line
 OUTCOME_ORDER = ("failed", "passed", "skipped", "deselected", "xfailed", "xpassed",
@@ -91,6 +96,7 @@ class WorkerState:
         default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace"))
     log_decoders: dict[int, codecs.IncrementalDecoder] = field(default_factory=dict)
     rootdir: str = ""             # its tree there (WorkerBegin), for coverage's paths
+    first_runner: int = 0         # its runner 0 is gw<first_runner> to xdist's plugins
     deaths: Counter[int] = field(default_factory=Counter)   # runner -> RunnerDied heard
 
     @property
@@ -134,6 +140,9 @@ class Master:
         self.probes = CommandProbes(settings.probes, settings.cwd)
         self.coverage_roots: list[tuple[str, str]] = []   # (local, remote) per data file
         self.folder_failed = False   # a write failed (and was reported once)
+        # pytest's own session in the master, for what it does once per build
+        self.controller: PytestController | NoController = NoController()
+        self.framework_reason = ""   # why pytest's session changed the exit code
 
     # --- the build ---------------------------------------------------------------------
 
@@ -152,8 +161,9 @@ class Master:
                 if worker.target.output is not None:
                     os.set_blocking(worker.target.output.fileno(), False)
                     self.by_output[worker.target.output.fileno()] = worker
+            self.controller = self.start_controller()
             try:
-                self.loop(server)
+                self.controller.run_loop(lambda: self.loop_until_done(server))
             except KeyboardInterrupt:
                 self.interrupted = True
                 self.abandon_all("interrupted")
@@ -169,6 +179,31 @@ class Master:
             server.close()
             self.folder.close()
         return self.finish()
+
+    def start_controller(self) -> PytestController | NoController:
+        settings = self.settings
+        if settings.dry_run or not auto.picks_pytest(settings.driver, Path(settings.cwd),
+                                                     settings.paths, settings.driver_options):
+            return NoController()
+        try:
+            from medusa.drivers.pytest_controller import ControllerUnavailable, PytestController
+        except ImportError as exc:   # pytest is only where the workers run
+            return NoController(f"pytest cannot be imported here: {exc}")
+        runners = sum(spec.runners or os.cpu_count() or 1 for spec in settings.workers)
+        try:
+            controller = PytestController([*settings.framework_args, *settings.paths],
+                                          runners, self.run_id)
+        except ControllerUnavailable as exc:
+            return NoController(str(exc))
+        lines = controller.header()
+        if lines:
+            self.emit(events.FrameworkHeader(lines))
+        return controller
+
+    def loop_until_done(self, server: transport.Server) -> int:
+        """The build; the number of failures it had (pytest's session.testsfailed)."""
+        self.loop(server)
+        return self.counts["failed"] + self.counts["error"]
 
     def loop(self, server: transport.Server) -> None:
         while not all(w.ended for w in self.workers):
@@ -207,6 +242,9 @@ class Master:
         worker.conn = conn
         self.by_conn[conn] = worker
         spec = next(s for s in self.settings.workers if s.name == worker.name)
+        numbering = _runner_numbering(self.settings.workers, worker.name)
+        worker.first_runner = numbering["first_runner"]
+        workerinput = self.controller.workerinput(f"gw{worker.first_runner}")
         transport.send(conn, messages.Configure(
             worker.name, self.run_id, spec.runners, self.settings.driver,
             self.settings.paths, self.settings.framework_args, env=self.settings.env,
@@ -216,7 +254,9 @@ class Master:
             driver_options=self.settings.driver_options + (
                 ((COLLECT_OPTION, "file"),) if self.settings.collect == "file" else ()),
             cwd_on_path=self.settings.cwd_on_path,
-            **_runner_numbering(self.settings.workers, worker.name),
+            **numbering, controller=self.controller.active,
+            controller_reports=self.controller.wants_reports,
+            workerinput=tuple(workerinput.items()),
             log_level=self.settings.log_level, sample_every=self.settings.sample_every,
             artifact_limit=self.settings.artifact_limit, coverage=self.settings.coverage,
             coverage_branch=self.settings.coverage_branch))
@@ -240,11 +280,15 @@ class Master:
     def on_worker_begin(self, worker: WorkerState, message: messages.WorkerBegin) -> None:
         worker.began = True
         worker.rootdir = message.rootdir
+        collection_events, message = message.framework_events, dataclasses.replace(
+            message, framework_events=())
         self.emit(message)
         if self.suite is not None:
             self.check_same_suite(worker, message)
             return
         self.suite = message
+        self.controller.replay(collection_events)   # once: every worker collects the same
+        self.controller.collected(sum(len(tests) for tests in message.tests or ()))
         # the collection's own counts, once for the build (every worker collects the same)
         self.counts["deselected"] += message.deselected
         self.counts["warnings"] += message.warnings
@@ -338,7 +382,8 @@ class Master:
             self.collect_errors.add((message.file, message.test))
         self.counts[message.outcome] += 1
         self.reported.setdefault(message.file, set()).add(message.test)
-        self.emit(message)
+        self.controller.result(message)
+        self.emit(dataclasses.replace(message, framework_events=()))
         if message.outcome in PROBLEMS:
             self.failed_files.add(message.file)
             failures = self.counts["failed"] + self.counts["error"]
@@ -382,8 +427,15 @@ class Master:
         worker.waiting.append(message.runner)   # FileComplete asks for the next file too
         self.hand_out_work()
 
+    def on_runner_output(self, worker: WorkerState, message: messages.RunnerOutput) -> None:
+        self.controller.replay(message.framework_events)
+        self.controller.node_down(message.workerid, message.output, None)
+
     def on_runner_died(self, worker: WorkerState, message: messages.RunnerDied) -> None:
         worker.deaths[message.runner] += 1
+        # to plugins, a node that went down without its output (as xdist's crashed workers)
+        self.controller.node_down(f"gw{worker.first_runner + message.runner}", {},
+                                  message.reason)
         unit = worker.in_flight.get(message.runner)
         if message.runner in worker.waiting:
             worker.waiting.remove(message.runner)
@@ -659,7 +711,7 @@ class Master:
         self.list_unreported_tests()
         self.record_history()
         self.report_coverage()
-        code = self.exit_code()
+        code = self.end_framework_session(self.exit_code())
         counts = tuple((name, self.counts[name]) for name in OUTCOME_ORDER if self.counts[name])
         counts += tuple(sorted((n, c) for n, c in self.counts.items()
                                if n not in OUTCOME_ORDER and c))
@@ -667,6 +719,24 @@ class Master:
                                        tuple(self.not_run), self.end_message()))
         self.reporters.close()
         return code
+
+    def end_framework_session(self, code: int) -> int:
+        """pytest's session in the master ends with the build's exit code: its summary (said
+        only when the tests ran), and the code after its plugins' gates."""
+        if isinstance(self.controller, NoController):
+            if self.controller.reason and self.scheduler is not None:
+                self.emit(events.Output("master", f"medusa: pytest's session summary (plugins' "
+                                                  f"reports, warnings) is off: the master "
+                                                  f"could not configure pytest: "
+                                                  f"{self.controller.reason}\n"))
+            return code
+        summary = self.controller.finish(code)
+        if self.scheduler is None:
+            return code
+        if summary.text.strip():
+            self.emit(events.FrameworkSummary(summary.text, summary.short_summary))
+        self.framework_reason = summary.reason
+        return summary.exit_code
 
     def list_unreported_tests(self) -> None:
         """Nothing is lost: a test the worker collected that has no result (and whose file
@@ -760,6 +830,8 @@ class Master:
             return "no worker started" if self.startup_failure is None else "the worker could not start"
         if not self.scheduler.files:
             return "no tests found"
+        if self.framework_reason:
+            return self.framework_reason
         if self.hook_failures:   # the tests may all have passed: say why the build failed
             return "environment hook failed: " + ", ".join(
                 f"{h.hook} on {h.worker}" + ("" if h.runner is None else f"/{h.runner}")

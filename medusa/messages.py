@@ -22,6 +22,12 @@ import re
 from dataclasses import dataclass, field
 
 
+# pytest hooks called in a worker or runner, for the controller session in the master to
+# call again (drivers/pytest_controller.py): (kind, plain data), kind one of "logstart",
+# "report" (pytest_report_to_serializable's), "warning", "logfinish"
+FrameworkEvents = tuple[tuple[str, dict[str, object]], ...]
+
+
 def event_name(message: object) -> str:
     """`FileComplete` -> `file_complete`: the name handlers and the JSON log use."""
     return re.sub(r"(?<!^)(?=[A-Z])", "_", type(message).__name__).lower()
@@ -69,6 +75,12 @@ class Configure:
     # other workers have about `other_runners` (PYTEST_XDIST_WORKER_COUNT)
     first_runner: int = 0
     other_runners: int = 0
+    # the master holds a pytest controller session (drivers/pytest_controller.py): the
+    # runners send it their pytest reports, and are pytest-xdist workers from the start
+    # with these extra `config.workerinput` keys (its plugins' pytest_configure_node)
+    controller: bool = False
+    controller_reports: bool = False   # ... and its plugins read every test's reports
+    workerinput: tuple[tuple[str, object], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -95,6 +107,8 @@ class WorkerBegin:
     tests: tuple[tuple[str, ...], ...] | None = None
     deselected: int = 0   # by that collection
     warnings: int = 0     # raised during that collection
+    # that collection's warnings, for the master's controller session (FrameworkEvents)
+    framework_events: FrameworkEvents = ()
 
 
 @dataclass(frozen=True)
@@ -202,6 +216,21 @@ class Result:
     artifacts: tuple[str, ...] = ()
     # what the test recorded about itself (pytest's record_property): (name, value)
     properties: tuple[tuple[str, str], ...] = ()
+    # what pytest's hooks said while it ran, for the master's controller session; the
+    # master takes them out before reporters see the result
+    framework_events: FrameworkEvents = ()
+
+
+@dataclass(frozen=True)
+class RunnerOutput:
+    """Runner -> worker -> master as a runner's session ends: what a pytest-xdist worker
+    sends its controller at the end (`config.workeroutput`: pytest-cov's data file, ...),
+    and the hooks called after its last test."""
+    worker: str
+    runner: int
+    workerid: str         # gw<N>
+    output: dict[str, object]
+    framework_events: FrameworkEvents = ()
 
 
 @dataclass(frozen=True)

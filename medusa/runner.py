@@ -131,6 +131,11 @@ class WorkerChannel:
         self._send(messages.StopBuild(self._id.worker, self._id.index, file, reason,
                                       exit_code))
 
+    def runner_output(self, workerid: str, output: dict[str, object],
+                      framework_events: messages.FrameworkEvents = ()) -> None:
+        self._send(messages.RunnerOutput(self._id.worker, self._id.index, workerid, output,
+                                         framework_events))
+
     def tell(self, message: object) -> None:
         """Any other message for the worker to pass on (the environment hooks')."""
         self._send(message)

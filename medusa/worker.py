@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import fcntl
 import gc
+import json
 import os
 import shutil
 import tempfile
@@ -36,7 +37,7 @@ HEARTBEAT_SECONDS = 2.0
 STOP_GRACE_SECONDS = 2.0
 # What a runner sends, on which of its pipes; anything else there was written by a test.
 CONTROL_MESSAGES = (messages.RequestFile, messages.FileComplete, messages.StopBuild,
-                    messages.InitializerStart, messages.InitializerOutput,
+                    messages.RunnerOutput, messages.InitializerStart, messages.InitializerOutput,
                     messages.InitializerResult)
 RESULT_MESSAGES = (messages.TestStarted, messages.Result, messages.ArtifactChunk)
 # A worker's scratch folder (runner logs, artifacts, stack dumps), in the temporary folder,
@@ -171,7 +172,7 @@ class Worker:
             driver = drivers.create(self.cfg.driver)
             with exits.exit_raises():
                 prepared = driver.prepare(self.cfg.paths, self.cfg.framework_args,
-                                          self.cfg.driver_options, processes=self.runner_count)
+                                          self.driver_options(), processes=self.runner_count)
         except (SystemExit, exits.ProcessExit) as exc:   # conftest.py, a plugin (an exit in
             # a test module is only that file's collection error: pytest catches it)
             self.send(messages.WorkerStartupFailure(
@@ -191,7 +192,8 @@ class Worker:
         self.send(messages.WorkerBegin(self.cfg.worker, self.runner_count, reservation.reason,
                                        prepared.rootdir, prepared.framework, prepared.files,
                                        time.monotonic() - started, prepared.maxfail,
-                                       prepared.tests, prepared.deselected, prepared.warnings))
+                                       prepared.tests, prepared.deselected, prepared.warnings,
+                                       prepared.framework_events))
         self.driver = driver
         # Objects made so far (the framework, the user's modules) are never freed: keeping
         # the collector off them keeps their pages shared between the runners.
@@ -253,6 +255,17 @@ class Worker:
         self.set_up = True
         self.send(messages.InitializerEnd(self.cfg.worker))
         return True
+
+    def driver_options(self) -> drivers.DriverOptions:
+        """The driver's settings, and what a controller session in the master asks: the
+        workerinput of this worker's first runner (each runner has its own workerid)."""
+        if not self.cfg.controller:
+            return self.cfg.driver_options
+        workerinput = {"workerid": f"gw{self.cfg.first_runner}",
+                       "workercount": self.runner_count + self.cfg.other_runners,
+                       "testrunuid": self.cfg.run_id, **dict(self.cfg.workerinput)}
+        asked = {"workerinput": workerinput, "reports": self.cfg.controller_reports}
+        return (*self.cfg.driver_options, (drivers.CONTROLLER_OPTION, json.dumps(asked)))
 
     def start_runner(self, index: int, generation: int = 0) -> None:
         assert self.driver is not None

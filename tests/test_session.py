@@ -147,6 +147,12 @@ def test_collection_hooks_run_once_over_the_whole_suite(tmp_path):
     # session's exit status (syrupy reads it), the whole suite collected, the runner's
     # own failures (pytest-xdist's workers do the same)
     finishes = [line for line in medusa if line["hook"] == "sessionfinish"]
+    # the master's controller session ends too, as pytest-xdist's controller does: with
+    # the build's status, failures and suite
+    controller = [line for line in finishes if line["runner"] is None]
+    assert controller == [{"hook": "sessionfinish", "exitstatus": 1, "attribute": 1,
+                           "failed": 1, "collected": 10, "runner": None}], finishes
+    finishes = [line for line in finishes if line["runner"] is not None]
     assert sorted(line["runner"] for line in finishes) == ["0", "1", "2"], finishes
     assert sum(line["failed"] for line in finishes) == 1, finishes
     for line in finishes:

@@ -27,7 +27,7 @@ import sys
 from dataclasses import dataclass
 from typing import Protocol
 
-from medusa.messages import RunFile
+from medusa.messages import FrameworkEvents, RunFile
 
 STOP_SIGNAL = signal.SIGUSR2
 
@@ -47,6 +47,11 @@ DriverOptions = tuple[tuple[str, str], ...]
 # ("collect", "file"): the pytest driver collects each file in the runner that runs it
 # (pytest_collection.py), not the whole session in the worker.
 COLLECT_OPTION = "collect"
+# ("controller", JSON {"workerinput": {...}, "reports": bool}): the master holds a pytest
+# controller session (pytest_controller.py); the pytest driver is a pytest-xdist worker
+# to plugins from its configure on, and sends the master its workeroutput, its warnings
+# and (if "reports") its reports
+CONTROLLER_OPTION = "controller"
 
 
 class StartupError(Exception):
@@ -70,6 +75,7 @@ class Prepared:
     tests: tuple[tuple[str, ...], ...] | None = None
     deselected: int = 0       # by that collection (-k, -m, --deselect, plugins)
     warnings: int = 0         # raised during that collection
+    framework_events: FrameworkEvents = ()   # that collection's, for the controller
 
 
 class Channel(Protocol):
@@ -85,6 +91,9 @@ class Channel(Protocol):
                       stopped: bool = False) -> None: ...
 
     def stop_build(self, file: str, reason: str, exit_code: int) -> None: ...
+
+    def runner_output(self, workerid: str, output: dict[str, object],
+                      framework_events: FrameworkEvents = ()) -> None: ...
 
 
 class Driver(Protocol):

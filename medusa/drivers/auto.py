@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from medusa.drivers import COLLECT_OPTION, Channel, Driver, DriverOptions, Prepared, create
+from medusa.drivers import COLLECT_OPTION, CONTROLLER_OPTION, Channel, Driver, DriverOptions, Prepared, create
 
 # folders never searched for test files: tools' and packagers' copies of other code
 SKIPPED_FOLDERS = {"node_modules", "venv", "env", "site-packages", "__pycache__", "build",
@@ -54,8 +54,14 @@ class AutoDriver:
         return self.driver.serve(channel, runner)
 
 
+def picks_pytest(driver: str, root: Path, paths: tuple[str, ...] = (),
+                 options: DriverOptions = ()) -> bool:
+    """Whether a build with this --driver runs pytest in its workers."""
+    return (detect(root, paths, options).driver if driver == "auto" else driver) == "pytest"
+
+
 def detect(root: Path, paths: tuple[str, ...] = (), options: DriverOptions = ()) -> Choice:
-    if any(name != COLLECT_OPTION for name, _ in options):
+    if any(name not in (COLLECT_OPTION, CONTROLLER_OPTION) for name, _ in options):
         return Choice("command", "command settings given")
     if any(_is_features(root / path) for path in paths):
         return Choice("behave", "feature files given")

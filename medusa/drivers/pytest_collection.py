@@ -25,6 +25,7 @@ import pytest
 
 from medusa.drivers import StartupError
 from medusa.drivers.common import Selection, relative
+from medusa.drivers.pytest_replay import HookLog
 from medusa.messages import RunFile
 
 
@@ -50,7 +51,8 @@ def exit_code_of(exc: Any) -> int:
 class _Recorder:
     """Registered while the worker collects: what pytest's collection says besides the items."""
 
-    def __init__(self) -> None:
+    def __init__(self, log: HookLog) -> None:
+        self.log = log
         self.deselected = 0
         self.warnings = 0
         self.order: dict[str, None] = {}          # files, in the order collection met them
@@ -65,7 +67,9 @@ class _Recorder:
     def pytest_deselected(self, items: list[Any]) -> None:
         self.deselected += len(items)
 
-    def pytest_warning_recorded(self, when: str) -> None:
+    def pytest_warning_recorded(self, warning_message: Any, when: str, nodeid: str,
+                                location: Any) -> None:
+        self.log.warning(warning_message, when, nodeid, location)
         if when == "collect":
             self.warnings += 1
 
@@ -73,9 +77,9 @@ class _Recorder:
 class SessionCollection:
     """The whole session, collected in the worker before the fork."""
 
-    def __init__(self, session: Any) -> None:
+    def __init__(self, session: Any, log: HookLog) -> None:
         config = session.config
-        recorder = _Recorder()
+        recorder = _Recorder(log)
         config.pluginmanager.register(recorder, "medusa-collection")
         try:
             # the worker makes os._exit() raise meanwhile (exits.py): one in a test module

@@ -18,18 +18,21 @@ counts.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
+import sys
 import time
 from typing import Any
 
 import pytest
 
-from medusa.drivers import (COLLECT_OPTION, STOP_SIGNAL, Channel, DriverOptions, Prepared,
-                            StartupError)
+from medusa.drivers import (COLLECT_OPTION, CONTROLLER_OPTION, STOP_SIGNAL, Channel,
+                            DriverOptions, Prepared, StartupError)
 from medusa.drivers.common import format_exception, truncate
 from medusa.drivers.pytest_collection import (BuildStop, FileCollection, SessionCollection,
                                               exit_code_of)
+from medusa.drivers.pytest_replay import HookLog
 from medusa.drivers.pytest_rewrite import rewritten_ahead
 from medusa.messages import RunFile
 
@@ -48,6 +51,7 @@ class PytestDriver:
         self.collection: SessionCollection | FileCollection | None = None
         self.last_failed: dict[str, Any] | None = None
         self.basetemp = ""   # the build's temporary folder: a folder per runner below it
+        self.log = HookLog(None, enabled=False)   # for the master's controller session
 
     # --- worker side ---------------------------------------------------------------------
 
@@ -55,7 +59,14 @@ class PytestDriver:
                 options: DriverOptions = (), processes: int = 1) -> Prepared:
         self._check_version(pytest.__version__)
         self.config = config = _load_config([*framework_args, *paths])
-        _keep_xdist_out(config)
+        keep_xdist_out(config)
+        controller = dict(options).get(CONTROLLER_OPTION)
+        if controller is not None:
+            # as pytest-xdist's workers: one before configure (pytest-cov starts its
+            # worker side at sessionstart, here, so that imports are measured)
+            asked = json.loads(controller)
+            _act_as_xdist_worker(config, asked["workerinput"])
+            self.log = HookLog(config, enabled=True, reports=asked["reports"])
         try:
             config._do_configure()
         except Exception as exc:
@@ -72,7 +83,7 @@ class PytestDriver:
             self.collection = FileCollection(session)
         else:
             with rewritten_ahead(config, helpers=processes - 1):
-                self.collection = SessionCollection(session)
+                self.collection = SessionCollection(session, self.log)
         capture = config.pluginmanager.getplugin("capturemanager")
         if capture is not None:
             capture.stop_global_capturing()
@@ -80,7 +91,8 @@ class PytestDriver:
                         files=self.collection.files, tests=self.collection.tests,
                         deselected=self.collection.deselected,
                         warnings=self.collection.warnings,
-                        maxfail=config.option.maxfail or 0)
+                        maxfail=config.option.maxfail or 0,
+                        framework_events=self.log.take())
 
     @staticmethod
     def _check_version(version: str) -> None:
@@ -106,8 +118,8 @@ class PytestDriver:
         config.option.maxfail = 0
         session.testsfailed = 0
         session.shouldfail = session.shouldstop = False
-        _act_as_xdist_worker(config)
-        plugin = _RunnerPlugin(channel, session, self.collection)
+        _act_as_xdist_worker(config, getattr(config, "workerinput", None))
+        plugin = _RunnerPlugin(channel, session, self.collection, self.log)
         config.pluginmanager.register(plugin, "medusa-runner")
         signal.signal(STOP_SIGNAL, plugin.on_stop_signal)
         try:
@@ -122,6 +134,9 @@ class PytestDriver:
                 _skip_terminal_summary(config)
                 config.hook.pytest_sessionfinish(session=session, exitstatus=session.exitstatus)
                 _write_cache_as_the_controller(config)
+                if self.log.enabled:
+                    channel.runner_output(config.workerinput["workerid"],
+                                          dict(config.workeroutput), self.log.take())
             finally:
                 config._ensure_unconfigure()
                 if capture is not None:
@@ -147,8 +162,9 @@ class _RunnerPlugin:
     """Registered in each runner: pulls units from the channel and reports what happens."""
 
     def __init__(self, channel: Channel, session: Any,
-                 collection: SessionCollection | FileCollection) -> None:
+                 collection: SessionCollection | FileCollection, log: HookLog) -> None:
         self.channel = channel
+        self.log = log
         self.collection = collection
         self.session = session
         self.config = session.config
@@ -257,7 +273,9 @@ class _RunnerPlugin:
     def pytest_deselected(self, items: list[Any]) -> None:
         self.deselected += len(items)
 
-    def pytest_warning_recorded(self, when: str) -> None:
+    def pytest_warning_recorded(self, warning_message: Any, when: str, nodeid: str,
+                                location: Any) -> None:
+        self.log.warning(warning_message, when, nodeid, location)
         if when == "collect":
             self.import_warnings += 1
         else:
@@ -269,18 +287,23 @@ class _RunnerPlugin:
         if report.passed:
             return
         outcome = "error" if report.failed else "skipped"
+        self.log.report(report)
         self.channel.result(file=self.file, test=report.nodeid or self.file, outcome=outcome,
                             when="collect", duration=getattr(report, "duration", 0.0) or 0.0,
                             message=_one_line(report), longrepr=_longrepr(report),
-                            sections=_sections(report), path=self.file, line=0)
+                            sections=_sections(report), path=self.file, line=0,
+                            framework_events=self.log.take())
 
-    def pytest_runtest_logstart(self, nodeid: str) -> None:
+    def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
         self.channel.test_started(nodeid)
+        self.log.logstart(nodeid, location)
 
     def pytest_runtest_logreport(self, report: Any) -> None:
         self.reports.append(report)
+        self.log.report(report)
 
-    def pytest_runtest_logfinish(self, nodeid: str) -> None:
+    def pytest_runtest_logfinish(self, nodeid: str, location: Any) -> None:
+        self.log.logfinish(nodeid, location)
         reports, self.reports = self.reports, []
         self.last_test = nodeid
         self.timings.append((nodeid, sum(r.duration for r in reports)))
@@ -290,7 +313,8 @@ class _RunnerPlugin:
                 file=self.file, test=_test_id(report), outcome=outcome, when=report.when,
                 duration=sum(r.duration for r in reports), message=_one_line(report),
                 longrepr=_longrepr(report), sections=_sections(reports[-1]),
-                path=path, line=line, properties=_properties(reports[-1]))
+                path=path, line=line, properties=_properties(reports[-1]),
+                framework_events=self.log.take())   # the first result of the test has them
 
 
 class _FileBoundary:
@@ -471,24 +495,23 @@ def _skip_terminal_summary(config: Any) -> None:
         config.pluginmanager.unregister(reporter)
 
 
-def _act_as_xdist_worker(config: Any) -> None:
+def _act_as_xdist_worker(config: Any, given: dict[str, Any] | None) -> None:
     """To plugins a runner is a pytest-xdist worker: `config.workerinput` is how they tell
     (pytest-django suffixes its test databases by the workerid; xdist's worker_id and
-    testrun_uid fixtures read it), with pytest-xdist installed or not. The runner set
-    the PYTEST_XDIST_* variables (runner.py)."""
-    if hasattr(config, "workerinput"):
-        return
-    import sys
-    config.workerinput = {
-        "workerid": os.environ["PYTEST_XDIST_WORKER"],
-        "workercount": int(os.environ["PYTEST_XDIST_WORKER_COUNT"]),
-        "testrunuid": os.environ["PYTEST_XDIST_TESTRUNUID"],
-        "mainargv": list(sys.argv),
-    }
+    testrun_uid fixtures read it), with pytest-xdist installed or not. `given`: what the
+    master's controller session gave (workerid, workercount, testrunuid and its plugins'
+    keys); in a runner, the PYTEST_XDIST_* variables it set (runner.py) say the rest."""
+    workerinput = dict(given or {})
+    if "PYTEST_XDIST_WORKER" in os.environ:   # a runner
+        workerinput.update(workerid=os.environ["PYTEST_XDIST_WORKER"],
+                           workercount=int(os.environ["PYTEST_XDIST_WORKER_COUNT"]),
+                           testrunuid=os.environ["PYTEST_XDIST_TESTRUNUID"])
+    workerinput["mainargv"] = list(sys.argv)
+    config.workerinput = workerinput
     config.workeroutput = {}
 
 
-def _keep_xdist_out(config: Any) -> None:
+def keep_xdist_out(config: Any) -> None:
     """medusa is the one that runs in parallel: an `-n auto` in the project's addopts
     must not make every runner start pytest-xdist workers of its own."""
     if config.pluginmanager.hasplugin("xdist"):

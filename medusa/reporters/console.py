@@ -55,12 +55,20 @@ class ConsoleReporter(Reporter):
         self.last_draw = 0.0
         self.file_stats: dict[str, FileTotals] = {}      # file -> its parts, summed
         self.coverage: events.CoverageReport | None = None
+        self.framework_summary: events.FrameworkSummary | None = None
 
     # --- events ----------------------------------------------------------------------------
 
     def on_build_started(self, event: events.BuildStarted) -> None:
         self.rule("medusa: test session starts")
         self.line(f"run {event.run_id}, workers: {', '.join(event.workers)}")
+
+    def on_framework_header(self, event: events.FrameworkHeader) -> None:
+        for line in event.lines:
+            self.line(line)
+
+    def on_framework_summary(self, event: events.FrameworkSummary) -> None:
+        self.framework_summary = event
 
     def on_worker_begin(self, event: messages.WorkerBegin) -> None:
         if not self.files_total:
@@ -188,7 +196,10 @@ class ConsoleReporter(Reporter):
                               f"{attempt.message}"[:self.width])
         self.print_file_stats()
         self.print_coverage()
-        if self.problems:
+        summary = self.framework_summary
+        if summary is not None:   # pytest's own, after medusa's: its last word is seen
+            self.line(summary.text)
+        if self.problems and not (summary and summary.short_summary):
             self.rule("short test summary info")
             for result in self.problems:
                 runs = f" (after {len(result.attempts) + 1} runs)" if result.attempts else ""
