@@ -18,7 +18,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from medusa import coverage_support, events, history, messages, transport
+from medusa import coverage_support, events, exits, history, messages, transport
 from medusa.config import WorkerSpec
 from medusa.drivers import COLLECT_OPTION, auto
 from medusa.drivers.controller import NoController
@@ -191,8 +191,11 @@ class Master:
             return NoController(f"pytest cannot be imported here: {exc}")
         runners = sum(spec.runners or os.cpu_count() or 1 for spec in settings.workers)
         try:
-            controller = PytestController([*settings.framework_args, *settings.paths],
-                                          runners, self.run_id)
+            # the project's conftest.py files run here too: an os._exit() in one must not
+            # end the master (the workers report it)
+            with exits.exit_raises():
+                controller = PytestController([*settings.framework_args, *settings.paths],
+                                              runners, self.run_id)
         except ControllerUnavailable as exc:
             return NoController(str(exc))
         lines = controller.header()
@@ -730,7 +733,8 @@ class Master:
                                                   f"could not configure pytest: "
                                                   f"{self.controller.reason}\n"))
             return code
-        summary = self.controller.finish(code)
+        with exits.exit_raises():   # a conftest's pytest_sessionfinish is an error then
+            summary = self.controller.finish(code)
         if self.scheduler is None:
             return code
         if summary.text.strip():

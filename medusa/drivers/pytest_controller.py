@@ -45,6 +45,10 @@ REPORT_HOOKS = ("pytest_runtest_logreport", "pytest_runtest_logstart",
 # pytest's plugins that hear reports only for what medusa's console says itself (the
 # letters, the counts, live logs)
 OWN_COUNTS = {"_pytest.terminal", "_pytest.main", "_pytest.logging"}
+# plugins whose terminal summary reads their own records, not the reporter's stats
+SUMMARY_WITHOUT_STATS = {"pytest_cov.plugin", "pytest_benchmark.plugin",
+                         "_hypothesis_pytestplugin", "pytest_django.plugin", "pytest_randomly",
+                         "syrupy", "xdist.plugin", "xdist.looponfail"}
 PROBLEMS = ("failed", "error")
 
 
@@ -159,13 +163,13 @@ class PytestController:
         only what the summary needs without them (warnings, workeroutput)."""
         if self.config.option.durations is not None or self.keep_short_summary:
             return True
-        for name in REPORT_HOOKS:
-            for impl in getattr(self.config.hook, name).get_hookimpls():
-                plugin = impl.plugin
-                module = plugin.__name__ if isinstance(plugin, ModuleType) else type(plugin).__module__
-                if module not in OWN_COUNTS:
-                    return True
-        return False
+        hook = self.config.hook
+        return (any(_module(impl.plugin) not in OWN_COUNTS
+                    for name in REPORT_HOOKS for impl in getattr(hook, name).get_hookimpls())
+                # a conftest.py or a plugin that reads terminalreporter.stats there
+                or any(not _module(impl.plugin).startswith("_pytest.")
+                       and _module(impl.plugin) not in SUMMARY_WITHOUT_STATS
+                       for impl in hook.pytest_terminal_summary.get_hookimpls()))
 
     @property
     def keep_short_summary(self) -> bool:
@@ -290,7 +294,9 @@ class PytestController:
         if self.reporter is None:
             return False
         keep_short = self.keep_short_summary
-        quiet = ["summary_errors", "summary_failures", "summary_stats"]
+        # the interruption too: medusa says it (and pytest's own wants its traceback)
+        quiet = ["summary_errors", "summary_failures", "summary_stats",
+                 "_report_keyboardinterrupt"]
         if not keep_short:
             quiet.append("short_test_summary")
         pytest_compat.quiet_reporter(self.reporter, quiet)
@@ -313,6 +319,10 @@ def _configure(args: list[str]) -> Any:
         config._ensure_unconfigure()
         raise ControllerUnavailable(f"pytest's configure hooks failed: {_one_line(exc)}") from exc
     return config
+
+
+def _module(plugin: object) -> str:
+    return plugin.__name__ if isinstance(plugin, ModuleType) else type(plugin).__module__
 
 
 def _no_cache_writes(config: Any) -> None:

@@ -121,6 +121,7 @@ class PytestDriver:
         _act_as_xdist_worker(config, getattr(config, "workerinput", None))
         plugin = _RunnerPlugin(channel, session, self.collection, self.log)
         config.pluginmanager.register(plugin, "medusa-runner")
+        plugin.registered = True
         signal.signal(STOP_SIGNAL, plugin.on_stop_signal)
         try:
             config.hook.pytest_runtestloop(session=session)
@@ -175,6 +176,7 @@ class _RunnerPlugin:
         self.import_warnings = 0
         self.reports: list[Any] = []
         self.timings: list[tuple[str, float]] = []
+        self.registered = False   # pytest has replayed the warnings before us
         self.stopping = False     # the master stopped the tests: run no more
         self.in_test = False      # in a test's setup or call, where stopping may raise
 
@@ -275,7 +277,8 @@ class _RunnerPlugin:
 
     def pytest_warning_recorded(self, warning_message: Any, when: str, nodeid: str,
                                 location: Any) -> None:
-        self.log.warning(warning_message, when, nodeid, location)
+        if self.registered:   # not pytest's replay of the worker's (a historic hook)
+            self.log.warning(warning_message, when, nodeid, location)
         if when == "collect":
             self.import_warnings += 1
         else:

@@ -28,6 +28,7 @@ class JsonReporter(Reporter):
 
 def to_json(event: object) -> dict[str, object]:
     fields = dataclasses.asdict(event)  # type: ignore[call-overload]
+    fields.pop("framework_events", None)   # the wire's, for pytest's session in the master
     record: dict[str, object] = {"event": event_name(event), **fields}
     # A runner is named "<worker>/<index>" so that the name is unique in the build.
     if fields.get("runner") is not None and "worker" in fields:
