@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 OUTCOME_ORDER = ("failed", "passed", "skipped", "deselected", "xfailed", "xpassed",
                  "warnings", "error", "flaky")
 CONNECT_SECONDS = 60.0
+STOP_GRACE = 5.0        # seconds a worker told to stop has before it is killed
+TEARDOWN_GRACE = 30.0   # ... when the build was interrupted (a second Ctrl-C cuts it short)
 OUTPUT_TAIL_LINES = 40
 
 
@@ -174,7 +176,10 @@ class Master:
         finally:
             self.probes.stop()
             for worker in self.workers:
-                worker.target.stop(finishing=worker.said_died)
+                # an interrupted worker runs its teardown hooks (dropping databases on a
+                # loaded machine can take seconds): it is given longer before SIGKILL
+                worker.target.stop(finishing=worker.said_died,
+                                   grace=TEARDOWN_GRACE if self.interrupted else STOP_GRACE)
                 self.read_output(worker)   # what it wrote while it ended
             server.close()
             self.folder.close()

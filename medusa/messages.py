@@ -9,6 +9,7 @@ seed's (see the README of the original gem):
     master -> worker   Configure, RunFile, NoMoreWork, StopTests, Shutdown
     runner -> worker -> master   RequestFile, Result (as ResultBatch), FileComplete, StopBuild
     worker -> master   RunnerDied  (a runner ended while it held a file)
+    runner -> worker -> master   RunnerOutput  (pytest: its workeroutput, at its end)
     worker -> runner   RunFile, Shutdown
 
 Configure is ours: the master hands a connected worker its settings over the

@@ -87,8 +87,11 @@ class LocalWorker:
             time.sleep(0.01)
         if not self.exited():
             _signal_group(self.process.pid, signal.SIGTERM)
-            while not self.exited() and time.monotonic() < deadline:
-                time.sleep(0.02)
+            try:
+                while not self.exited() and time.monotonic() < deadline:
+                    time.sleep(0.02)
+            except KeyboardInterrupt:   # Ctrl-C again: no more waiting for its teardown
+                pass
         _signal_group(self.process.pid, signal.SIGKILL)
         self.process.wait()
 

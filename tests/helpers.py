@@ -6,6 +6,7 @@ a user would, `serial_outcomes` starts `python -m pytest` with a tiny recording 
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -29,6 +30,7 @@ Outcomes = list[tuple[str, str]]   # sorted (test id, outcome) pairs: a multiset
 # summary counts. It is loaded with `-p medusa_test_recorder` from a temporary folder put
 # on PYTHONPATH, and writes JSON to $MEDUSA_RECORDER_OUT at the end of the session.
 RECORDER = '''
+import fcntl
 import json
 import os
 
@@ -313,8 +315,9 @@ def _environment(extra: dict[str, str] | None) -> dict[str, str]:
 
 
 def stop_medusa(process: subprocess.Popen) -> tuple[str, str]:
-    """A medusa that overran: SIGTERM (it winds down), then SIGKILL."""
-    for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+    """A medusa that overran: SIGTERM (it winds down: its workers' teardown hooks may take
+    up to master.TEARDOWN_GRACE on a loaded machine), then SIGKILL."""
+    for sig, grace in ((signal.SIGTERM, 45), (signal.SIGKILL, 10)):
         try:
             process.send_signal(sig)
         except ProcessLookupError:
@@ -384,3 +387,23 @@ def wait_for(events_path: Path, moment, process: subprocess.Popen, timeout: floa
         time.sleep(0.05)
     return events
 
+
+
+VENVS = Path(os.environ.get("PYTEST_VENVS", Path.home() / ".cache" / "medusa-pytest-venvs"))
+
+
+def venv_python(name: str, *requirements: str) -> str:
+    """The interpreter of a venv (this machine's packages, and `requirements` over them),
+    made once and kept: .ci/run makes them; where one is missing, pip makes it here."""
+    venv = VENVS / name
+    python = venv / "bin" / "python"
+    VENVS.mkdir(parents=True, exist_ok=True)
+    with open(VENVS / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (venv / "ready").exists():
+            subprocess.run([sys.executable, "-m", "venv", "--clear", "--system-site-packages",
+                            str(venv)], check=True)
+            subprocess.run([str(python), "-m", "pip", "install", "-q", *requirements],
+                           check=True)
+            (venv / "ready").touch()
+    return str(python)

@@ -2,7 +2,8 @@
 once per session happens once for the whole build, as under `pytest -n 2`, and equals
 what serial pytest does: pytest-cov's report and gate, the warnings summary,
 --durations, a conftest's header and terminal summary, an addopts --junitxml, and
-pytest-xdist's node hooks (pytest_configure_node, workeroutput, pytest_testnodedown)."""
+pytest-xdist's node hooks (pytest_configure_node, workeroutput, pytest_testnodedown),
+syrupy's snapshots (from a venv of its own, as .ci/run makes it)."""
 from __future__ import annotations
 
 import json
@@ -11,7 +12,7 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from helpers import _environment, run_medusa, serial_outcomes, write_project
+from helpers import MedusaRun, _environment, run_medusa, serial_outcomes, venv_python, write_project
 from test_coverage import PROJECT as COVERAGE_PROJECT, _same
 
 
@@ -204,3 +205,69 @@ def test_outcomes_with_the_controller_equal_serial_pytest(tmp_path):
     assert sum(line.startswith("PASSED") for line in short) == 7, run.stdout
     assert run.stdout.count("short test summary info") == 1, run.stdout
     assert not any("framework_events" in e for e in run.events)
+
+
+SNAPSHOT_TESTS = {f"tests/test_s{n}.py": f"""
+    def test_snap(snapshot):
+        assert {{"n": {n}, "name": "file {n}"}} == snapshot
+
+    def test_other(snapshot):
+        assert [{n}, {n * 2}] == snapshot
+""" for n in range(4)}
+
+
+def _snapshots(project: Path) -> dict[str, str]:
+    return {str(path.relative_to(project)): path.read_text()
+            for path in sorted(project.rglob("*.ambr"))}
+
+
+def _snapshot_report(output: str) -> list[str]:
+    return _section(output.replace("-" * 27 + " snapshot report summary " + "-" * 28,
+                                   "= snapshot report summary ="), "snapshot report summary")
+
+
+def test_syrupy_writes_and_reports_snapshots_as_under_pytest_n(tmp_path):
+    """syrupy's runners send their reports as workeroutput, and the controller writes
+    and deletes snapshot files and words the report, as with pytest-xdist."""
+    python = venv_python("syrupy", "syrupy>=4.9")
+    projects = [write_project(tmp_path / name, {"pytest.ini": "[pytest]\n", **SNAPSHOT_TESTS})
+                for name in ("medusa", "xdist")]
+
+    def both(*args: str) -> tuple[subprocess.CompletedProcess, MedusaRun]:
+        xdist = subprocess.run([python, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2",
+                                *args], cwd=projects[1], capture_output=True, text=True,
+                               timeout=120, env=_environment({}))
+        run = run_medusa(projects[0], "--no-history", python=python, pytest_args=args)
+        return xdist, run
+
+    xdist, run = both("--snapshot-update")
+    assert (xdist.returncode, run.exit_code) == (0, 0), (xdist.stdout, run)
+    assert _snapshots(projects[0]) and _snapshots(projects[0]) == _snapshots(projects[1])
+    assert _snapshot_report(run.stdout) == _snapshot_report(xdist.stdout) \
+        == ["8 snapshots generated."], run.stdout
+    for project in projects:   # one value changes, one test goes away
+        (project / "tests/test_s0.py").write_text(
+            (project / "tests/test_s0.py").read_text().replace("file 0", "file zero"))
+        (project / "tests/test_s1.py").write_text(
+            "def test_snap(snapshot):\n    assert {'n': 1, 'name': 'file 1'} == snapshot\n")
+    xdist, run = both()
+    assert (xdist.returncode, run.exit_code) == (1, 1), (xdist.stdout, run)
+    assert _snapshot_report(run.stdout) == _snapshot_report(xdist.stdout), run.stdout
+    assert "1 snapshot unused." in " ".join(_snapshot_report(run.stdout)), run.stdout
+    xdist, run = both("--snapshot-update")
+    assert (xdist.returncode, run.exit_code) == (0, 0), (xdist.stdout, run)
+    assert _snapshots(projects[0]) == _snapshots(projects[1])
+    assert "file zero" in "".join(_snapshots(projects[0]).values())
+
+
+def test_a_plugin_that_fails_in_the_master_is_an_internal_error_of_the_plugin(tmp_path):
+    project = write_project(tmp_path / "p", {
+        "conftest.py": "import pytest\n\n@pytest.hookimpl(optionalhook=True)\n"
+                       "def pytest_testnodedown(node, error):\n"
+                       "    raise RuntimeError('a bug of the plugin')\n",
+        **{f"test_{n}.py": "def test_x():\n    pass\n" for n in range(3)}})
+    run = run_medusa(project, "--no-history")
+    assert run.exit_code == 3, run   # as pytest's INTERNALERROR
+    assert "RuntimeError: a bug of the plugin" in run.stdout, run.stdout
+    assert "internal error in a pytest plugin" in run.stdout, run.stdout
+    assert sorted(e["outcome"] for e in run.events if e["event"] == "result") == ["passed"] * 3

@@ -8,15 +8,11 @@ the test makes it with pip, which needs the package registry.
 """
 from __future__ import annotations
 
-import fcntl
-import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from helpers import assert_same_as_pytest, run_medusa, write_project
+from helpers import assert_same_as_pytest, run_medusa, venv_python, write_project
 from integrations_support import PROJECT
 from test_fidelity import INI_PROJECT
 from test_session import REGISTRY_PROJECT
@@ -24,26 +20,15 @@ from test_session import REGISTRY_PROJECT
 # the oldest supported, the last without pytest's conftest error printer (8.0 to 8.4.1
 # lack print_conftest_import_error), and the newest 8.x; 9.x is the suite's own
 VERSIONS = ("7.4.4", "8.0.2", "8.4.2")
-VENVS = Path(os.environ.get("PYTEST_VENVS", Path.home() / ".cache" / "medusa-pytest-venvs"))
 
 
 def pytest_python(version: str) -> str:
     """The interpreter of a venv with pytest==version, made once and kept."""
-    venv = VENVS / f"pytest-{version}"
-    python = venv / "bin" / "python"
-    VENVS.mkdir(parents=True, exist_ok=True)
-    with open(VENVS / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (venv / "ready").exists():
-            subprocess.run([sys.executable, "-m", "venv", "--clear", "--system-site-packages",
-                            str(venv)], check=True)
-            subprocess.run([str(python), "-m", "pip", "install", "-q", f"pytest=={version}"],
-                           check=True)
-            (venv / "ready").touch()
-    found = subprocess.run([str(python), "-c", "import pytest; print(pytest.__version__)"],
+    python = venv_python(f"pytest-{version}", f"pytest=={version}")
+    found = subprocess.run([python, "-c", "import pytest; print(pytest.__version__)"],
                            capture_output=True, text=True, check=True).stdout.strip()
-    assert found == version, f"{venv} has pytest {found}"
-    return str(python)
+    assert found == version, f"{python} has pytest {found}"
+    return python
 
 
 @pytest.fixture(params=VERSIONS, ids=lambda version: f"pytest-{version}")

@@ -23,13 +23,14 @@ workers' environment hooks provide, say), the build runs without it and says so.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import sys
 import traceback
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -82,6 +83,7 @@ class _XdistHooks:
 @dataclass
 class _Node:
     """What plugins read of an xdist node (a runner, here)."""
+    config: Any           # the controller's, as xdist's WorkerController.config
     workerid: str
     workerinput: dict[str, Any]
     workeroutput: dict[str, Any] = field(default_factory=dict)
@@ -189,8 +191,8 @@ class PytestController:
 
     def workerinput(self, workerid: str) -> dict[str, Any]:
         """What plugins add to a worker's `workerinput` (pytest_configure_node)."""
-        node = _Node(workerid, {"workerid": workerid, "workercount": self.runners,
-                                "testrunuid": self.run_id})
+        node = _Node(self.config, workerid, {"workerid": workerid, "workercount": self.runners,
+                                             "testrunuid": self.run_id})
         before = set(node.workerinput)
         self.config.hook.pytest_configure_node(node=node)
         return {key: value for key, value in node.workerinput.items() if key not in before}
@@ -218,7 +220,8 @@ class PytestController:
         self.session.testscollected = tests
 
     def replay(self, events: FrameworkEvents) -> None:
-        replay(self.config, events)
+        with self._plugins_calls():
+            replay(self.config, events)
 
     def result(self, result: Result) -> None:
         """A test's verdict reached the build: its hooks, again here. A result made by
@@ -227,7 +230,8 @@ class PytestController:
         if result.framework_events:
             self.replay(result.framework_events)
         elif result.when != "collect" and self.wants_reports:
-            self._made_report(result)
+            with self._plugins_calls():
+                self._made_report(result)
 
     def _made_report(self, result: Result) -> None:
         name = ".".join(result.test.split("::")[1:])
@@ -245,8 +249,18 @@ class PytestController:
         hook.pytest_runtest_logfinish(nodeid=result.test, location=location)
 
     def node_down(self, workerid: str, output: dict[str, Any], error: str | None) -> None:
-        node = _Node(workerid, {"workerid": workerid}, dict(output))
-        self.config.hook.pytest_testnodedown(node=node, error=error)
+        node = _Node(self.config, workerid, {"workerid": workerid}, dict(output))
+        with self._plugins_calls():
+            self.config.hook.pytest_testnodedown(node=node, error=error)
+
+    @contextlib.contextmanager
+    def _plugins_calls(self) -> Iterator[None]:
+        """A plugin that fails in a hook here is the plugin's error, not the master's: the
+        build goes on, and ends as pytest's INTERNALERROR would (exit 3, its traceback)."""
+        try:
+            yield
+        except Exception:
+            self.plugin_error = self.plugin_error or traceback.format_exc()
 
     # --- the end ------------------------------------------------------------------------
 
