@@ -3,10 +3,12 @@ once per session happens once for the whole build, as under `pytest -n 2`, and e
 what serial pytest does: pytest-cov's report and gate, the warnings summary,
 --durations, a conftest's header and terminal summary, an addopts --junitxml, and
 pytest-xdist's node hooks (pytest_configure_node, workeroutput, pytest_testnodedown),
-syrupy's snapshots (from a venv of its own, as .ci/run makes it)."""
+syrupy's snapshots and pytest-randomly's seed (from a venv of their own, as .ci/run
+makes it)."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -207,6 +209,9 @@ def test_outcomes_with_the_controller_equal_serial_pytest(tmp_path):
     assert not any("framework_events" in e for e in run.events)
 
 
+# plugins that would be in every other test's pytest if they were installed here
+PLUGINS_VENV = ("plugins", "syrupy>=4.9", "pytest-randomly>=3.15")
+
 SNAPSHOT_TESTS = {f"tests/test_s{n}.py": f"""
     def test_snap(snapshot):
         assert {{"n": {n}, "name": "file {n}"}} == snapshot
@@ -229,7 +234,7 @@ def _snapshot_report(output: str) -> list[str]:
 def test_syrupy_writes_and_reports_snapshots_as_under_pytest_n(tmp_path):
     """syrupy's runners send their reports as workeroutput, and the controller writes
     and deletes snapshot files and words the report, as with pytest-xdist."""
-    python = venv_python("syrupy", "syrupy>=4.9")
+    python = venv_python(*PLUGINS_VENV)
     projects = [write_project(tmp_path / name, {"pytest.ini": "[pytest]\n", **SNAPSHOT_TESTS})
                 for name in ("medusa", "xdist")]
 
@@ -271,3 +276,31 @@ def test_a_plugin_that_fails_in_the_master_is_an_internal_error_of_the_plugin(tm
     assert "RuntimeError: a bug of the plugin" in run.stdout, run.stdout
     assert "internal error in a pytest plugin" in run.stdout, run.stdout
     assert sorted(e["outcome"] for e in run.events if e["event"] == "result") == ["passed"] * 3
+
+
+def test_pytest_randomly_seeds_every_runner_with_the_seed_it_prints(tmp_path):
+    """The controller's seed (pytest_configure_node) is every runner's, from its configure
+    on: each test draws what it draws under serial pytest with that seed."""
+    python = venv_python(*PLUGINS_VENV)
+    project = write_project(tmp_path / "p", {f"test_{n}.py": """
+        import os, random
+
+        def test_seed(request):
+            with open("seeds.txt", "a") as out:
+                out.write(f"{request.node.nodeid} {os.environ.get('PYTEST_XDIST_WORKER')} "
+                          f"{request.config.getoption('randomly_seed')} {random.random()}\\n")
+    """ for n in range(6)})
+    run = run_medusa(project, "--no-history", runners=3, python=python)
+    assert run.exit_code == 0, run
+    seed = re.search(r"Using --randomly-seed=(\d+)", run.stdout).group(1)
+    medusa = [line.split() for line in (project / "seeds.txt").read_text().splitlines()]
+    assert len(medusa) == 6 and {line[2] for line in medusa} == {seed}, (seed, medusa)
+    assert len({line[1] for line in medusa}) > 1, medusa   # more than one runner
+    (project / "seeds.txt").unlink()
+    serial = subprocess.run([python, "-m", "pytest", "-p", "no:cacheprovider",
+                             f"--randomly-seed={seed}"], cwd=project, capture_output=True,
+                            text=True, timeout=120, env=_environment({}))
+    assert serial.returncode == 0, serial.stdout
+    drawn = {line.split()[0]: line.split()[3]
+             for line in (project / "seeds.txt").read_text().splitlines()}
+    assert {line[0]: line[3] for line in medusa} == drawn
