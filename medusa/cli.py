@@ -401,17 +401,28 @@ PYTEST_IN_ONE_PROCESS = {
                  "it next time",
     "--stepwise-skip": "--stepwise-skip: a stepwise run stops at the second failure and "
                        "starts from it next time",
+    # pytest-benchmark's records of a run: one process's timings (pytest-xdist turns
+    # benchmarks off for the same reason; each runner would write its own file)
+    **{option: f"{option}: pytest-benchmark's timings are only sound in one process"
+       for option in ("--benchmark-json", "--benchmark-save", "--benchmark-autosave",
+                      "--benchmark-compare", "--benchmark-compare-fail", "--benchmark-only",
+                      "--benchmark-histogram")},
 }
 _PYTEST_ITSELF = "import sys; {strip}import pytest; sys.exit(pytest.main())"
 
 
 def _needs_one_process(framework_args: tuple[str, ...]) -> str:
-    return next((PYTEST_IN_ONE_PROCESS[arg] for arg in framework_args
-                 if arg in PYTEST_IN_ONE_PROCESS), "")
+    return next((PYTEST_IN_ONE_PROCESS[name] for name in _option_names(framework_args)
+                 if name in PYTEST_IN_ONE_PROCESS), "")
+
+
+def _option_names(framework_args: tuple[str, ...]) -> set[str]:
+    """`--benchmark-json=out.json` -> `--benchmark-json`."""
+    return {arg.split("=", 1)[0] if arg.startswith("--") else arg for arg in framework_args}
 
 
 def answered_by_pytest(settings: BuildSettings) -> bool:
-    if not (PYTEST_ANSWERS | set(PYTEST_IN_ONE_PROCESS)) & set(settings.framework_args):
+    if not (PYTEST_ANSWERS | set(PYTEST_IN_ONE_PROCESS)) & _option_names(settings.framework_args):
         return False
     from medusa.drivers import auto
     return auto.picks_pytest(settings.driver, Path.cwd(), settings.paths, settings.driver_options)

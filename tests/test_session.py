@@ -21,6 +21,7 @@ from helpers import (
     run_medusa,
     serial_outcomes,
     summary_line,
+    venv_python,
     write_project,
 )
 
@@ -447,6 +448,23 @@ def test_one_process_options_are_run_by_pytest_itself(tmp_path, args):
         for project in (serial_project, medusa_project):
             (project / "state.txt").write_text("fixed")
     assert summary_line(serial.stdout).startswith("2 passed" if args == ("--sw",) else "3 passed")
+
+
+def test_benchmark_records_are_written_by_pytest_in_one_process(tmp_path):
+    """--benchmark-json: one process's timings, written whole (each runner would have
+    written its own file over the others'). pytest-benchmark 5.2 does not work on pytest
+    9.2 (it reads a private name pytest dropped): pytest 8.4's venv runs it."""
+    python = venv_python("pytest-8.4.2", "pytest==8.4.2")
+    project = write_project(tmp_path / "p", {
+        **{f"test_{n}.py": f"def test_bench(benchmark):\n    benchmark(sum, range({n + 1}))\n"
+           for n in range(3)}})
+    medusa = subprocess.run([python, str(MEDUSA), "--local", "2", "--",
+                             "--benchmark-json=out.json"], cwd=project, capture_output=True,
+                            text=True, env=_environment(None), timeout=120)
+    assert medusa.returncode == 0, medusa
+    assert "medusa: --benchmark-json: " in medusa.stderr, medusa.stderr
+    names = sorted(b["fullname"] for b in json.loads((project / "out.json").read_text())["benchmarks"])
+    assert names == [f"test_{n}.py::test_bench" for n in range(3)], names
 
 
 def test_pyargs_collects_a_package_by_its_name(tmp_path):
