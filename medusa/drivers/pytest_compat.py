@@ -1,5 +1,5 @@
-"""pytest's private names that the controller session leans on, in one place, with what
-differs between pytest 7.4, 8.x and 9.x (the versions the tests run: 7.4.4, 8.0.2,
+"""pytest's private names that medusa leans on to configure pytest, start its session and
+drive its terminal reporter, in one place, with what differs between pytest 7.4, 8.x and 9.x (the versions the tests run: 7.4.4, 8.0.2,
 8.4.2 and the newest)."""
 from __future__ import annotations
 
@@ -17,6 +17,14 @@ def prepare_config(args: list[str], plugins: Iterable[object] = ()) -> Any:
     the initial conftest.py files); `plugins` are registered before the options are parsed."""
     from _pytest.config import _prepareconfig
     return _prepareconfig(args, plugins=list(plugins))
+
+
+def new_session(config: Any) -> Any:
+    """A pytest Session, as pytest's wrap_session starts it."""
+    from _pytest.main import Session
+    session = Session.from_config(config)
+    session.exitstatus = pytest.ExitCode.OK
+    return session
 
 
 def report_header(config: Any, reporter: Any) -> list[str]:

@@ -147,9 +147,7 @@ class PytestController:
         self.config = config = _configure(args)
         self.reporter = config.pluginmanager.get_plugin("terminalreporter")
         self._silence()
-        from _pytest.main import Session
-        self.session = Session.from_config(config)
-        self.session.exitstatus = pytest.ExitCode.OK
+        self.session = pytest_compat.new_session(config)
         try:
             config.hook.pytest_sessionstart(session=self.session)
         except Exception as exc:

@@ -29,6 +29,7 @@ import pytest
 
 from medusa.drivers import (COLLECT_OPTION, CONTROLLER_OPTION, STOP_SIGNAL, Channel,
                             DriverOptions, Prepared, StartupError)
+from medusa.drivers import pytest_compat
 from medusa.drivers.common import format_exception, truncate
 from medusa.drivers.pytest_collection import (BuildStop, FileCollection, SessionCollection,
                                               exit_code_of)
@@ -75,9 +76,7 @@ class PytestDriver:
         _silence_terminal_reporter(config)
         self.basetemp = _build_basetemp(config)
         self.last_failed = _read_last_failed(config)
-        from _pytest.main import Session
-        self.session = session = Session.from_config(config)
-        session.exitstatus = pytest.ExitCode.OK   # as pytest's wrap_session starts it
+        self.session = session = pytest_compat.new_session(config)
         config.hook.pytest_sessionstart(session=session)
         if dict(options).get(COLLECT_OPTION) == "file":
             self.collection = FileCollection(session)
@@ -388,9 +387,9 @@ def _sections(report: Any) -> tuple[tuple[str, str], ...]:
 
 
 def _load_config(args: list[str]) -> Any:
-    from _pytest.config import ConftestImportFailure, UsageError, _prepareconfig
+    from _pytest.config import ConftestImportFailure, UsageError
     try:
-        return _prepareconfig(args)
+        return pytest_compat.prepare_config(args)
     except ConftestImportFailure as exc:
         first, _, rest = _conftest_error_text(exc).partition("\n")
         raise StartupError(first.rstrip("."), rest) from exc
@@ -484,8 +483,7 @@ def _silence_terminal_reporter(config: Any) -> None:
     connected to the user, for tests run with -s."""
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
-        from _pytest.config import create_terminal_writer
-        reporter._tw = create_terminal_writer(config, open(os.devnull, "w"))
+        pytest_compat.silence(reporter)
 
 
 def _skip_terminal_summary(config: Any) -> None:
