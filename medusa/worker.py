@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import fcntl
 import gc
-import json
 import os
 import shutil
 import tempfile
@@ -265,7 +264,7 @@ class Worker:
                        "workercount": self.runner_count + self.cfg.other_runners,
                        "testrunuid": self.cfg.run_id, **dict(self.cfg.workerinput)}
         asked = {"workerinput": workerinput, "reports": self.cfg.controller_reports}
-        return (*self.cfg.driver_options, (drivers.CONTROLLER_OPTION, json.dumps(asked)))
+        return (*self.cfg.driver_options, (drivers.CONTROLLER_OPTION, drivers.pack(asked)))
 
     def start_runner(self, index: int, generation: int = 0) -> None:
         assert self.driver is not None

@@ -21,11 +21,13 @@ killed after a grace period.
 """
 from __future__ import annotations
 
+import base64
 import importlib
+import pickle
 import signal
 import sys
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from medusa.messages import FrameworkEvents, RunFile
 
@@ -47,11 +49,22 @@ DriverOptions = tuple[tuple[str, str], ...]
 # ("collect", "file"): the pytest driver collects each file in the runner that runs it
 # (pytest_collection.py), not the whole session in the worker.
 COLLECT_OPTION = "collect"
-# ("controller", JSON {"workerinput": {...}, "reports": bool}): the master holds a pytest
+# ("controller", pack({"workerinput": {...}, "reports": bool})): the master holds a pytest
 # controller session (pytest_controller.py); the pytest driver is a pytest-xdist worker
 # to plugins from its configure on, and sends the master its workeroutput, its warnings
 # and (if "reports") its reports
 CONTROLLER_OPTION = "controller"
+
+
+def pack(value: object) -> str:
+    """A driver option's value that is not text: plain data as pytest-xdist sends it to
+    its workers (bytes, lists, sets... whatever a plugin put in workerinput), pickled as
+    the messages from the authenticated master are."""
+    return base64.b64encode(pickle.dumps(value)).decode("ascii")
+
+
+def unpack(text: str) -> Any:
+    return pickle.loads(base64.b64decode(text))
 
 
 class StartupError(Exception):

@@ -138,6 +138,8 @@ class _Loop:
 
 
 class PytestController:
+    active = True
+
     def __init__(self, args: list[str], runners: int, run_id: str) -> None:
         self.runners = runners
         self.run_id = run_id
@@ -150,12 +152,10 @@ class PytestController:
         self.session = pytest_compat.new_session(config)
         try:
             config.hook.pytest_sessionstart(session=self.session)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:   # a conftest's, a plugin's
             config._ensure_unconfigure()
             raise ControllerUnavailable(f"pytest_sessionstart failed: {exc!r}") from exc
         self.wants_reports = self._wants_reports()
-
-    active = True
 
     def _wants_reports(self) -> bool:
         """Whether the runners must send every report: a plugin here reads them (pytest's
@@ -192,7 +192,8 @@ class PytestController:
         node = _Node(self.config, workerid, {"workerid": workerid, "workercount": self.runners,
                                              "testrunuid": self.run_id})
         before = set(node.workerinput)
-        self.config.hook.pytest_configure_node(node=node)
+        with self._plugins_calls():
+            self.config.hook.pytest_configure_node(node=node)
         return {key: value for key, value in node.workerinput.items() if key not in before}
 
     # --- the build ----------------------------------------------------------------------

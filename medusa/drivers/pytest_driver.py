@@ -18,7 +18,6 @@ counts.
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
@@ -28,7 +27,7 @@ from typing import Any
 import pytest
 
 from medusa.drivers import (COLLECT_OPTION, CONTROLLER_OPTION, STOP_SIGNAL, Channel,
-                            DriverOptions, Prepared, StartupError)
+                            DriverOptions, Prepared, StartupError, unpack)
 from medusa.drivers import pytest_compat
 from medusa.drivers.common import format_exception, truncate
 from medusa.drivers.pytest_collection import (BuildStop, FileCollection, SessionCollection,
@@ -65,7 +64,7 @@ class PytestDriver:
         if controller is not None:
             # as pytest-xdist's workers: one before configure (pytest-cov starts its
             # worker side at sessionstart, here, so that imports are measured)
-            asked = json.loads(controller)
+            asked = unpack(controller)
             _act_as_xdist_worker(config, asked["workerinput"])
             self.log = HookLog(config, enabled=True, reports=asked["reports"])
         try:
