@@ -304,3 +304,23 @@ def test_pytest_randomly_seeds_every_runner_with_the_seed_it_prints(tmp_path):
     drawn = {line.split()[0]: line.split()[3]
              for line in (project / "seeds.txt").read_text().splitlines()}
     assert {line[0]: line[3] for line in medusa} == drawn
+
+
+def test_pytest_cov_over_an_ssh_worker_is_remapped_to_the_local_tree(tmp_path, sshd):
+    """Runners in another tree send their data in workeroutput (pytest-cov's own way for
+    xdist workers that are not on the controller's tree), and the report names local files."""
+    from test_ssh import _run, _ssh_worker
+    remote = tmp_path / "remote"
+    project = write_project(tmp_path / "p", {
+        **COVERAGE_PROJECT,
+        "pytest.ini": "[pytest]\npythonpath = .\ntestpaths = tests\n"
+                      "addopts = --cov=pkg --cov-branch --cov-report=json:medusa.json\n",
+        "medusa/config.yml": "history: false\nworkers:\n" + _ssh_worker(sshd, remote)})
+    serial = _pytest(project, "--cov-report=json:serial.json")
+    assert serial.returncode == 0, serial.stdout + serial.stderr
+    (project / "medusa.json").unlink(missing_ok=True)   # json: is one report: the last wins
+    done, events = _run(project, sshd)
+    assert done.returncode == 0, done.stdout
+    assert {e["worker"] for e in events if e["event"] == "result"} == {"127.0.0.1"}, done
+    _same(json.loads((project / "medusa.json").read_text()),
+          json.loads((project / "serial.json").read_text()))

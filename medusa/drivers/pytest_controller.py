@@ -248,8 +248,9 @@ class PytestController:
         hook.pytest_runtest_logfinish(nodeid=result.test, location=location)
 
     def node_down(self, workerid: str, output: dict[str, Any], error: str | None) -> None:
-        node = _Node(self.config, workerid, {"workerid": workerid}, dict(output))
         with self._plugins_calls():
+            node = _Node(self.config, workerid, {"workerid": workerid},
+                         _coverage_in_this_tree(dict(output), os.getcwd()))
             self.config.hook.pytest_testnodedown(node=node, error=error)
 
     @contextlib.contextmanager
@@ -332,6 +333,22 @@ def _configure(args: list[str]) -> Any:
         config._ensure_unconfigure()
         raise ControllerUnavailable(f"pytest's configure hooks failed: {_one_line(exc)}") from exc
     return config
+
+
+def _coverage_in_this_tree(output: dict[str, Any], here: str) -> dict[str, Any]:
+    """pytest-cov's data from a runner in another tree (an ssh worker's copy) names that
+    tree's files; pytest-cov 7 does not map them back when it combines, so they are
+    mapped here, as medusa's own --cov maps a remote worker's."""
+    remote = output.get("cov_worker_path")
+    if not remote or "cov_worker_data" not in output:   # a runner in this tree: no data
+        return output
+    from coverage import CoverageData
+    theirs, ours = CoverageData(no_disk=True), CoverageData(no_disk=True)
+    theirs.loads(output["cov_worker_data"])
+    prefix = remote.rstrip(os.sep) + os.sep
+    ours.update(theirs, map_path=lambda path: os.path.join(here, path[len(prefix):])
+                if path.startswith(prefix) else path)
+    return {**output, "cov_worker_data": ours.dumps(), "cov_worker_path": here}
 
 
 def _module(plugin: object) -> str:
