@@ -324,3 +324,14 @@ def test_pytest_cov_over_an_ssh_worker_is_remapped_to_the_local_tree(tmp_path, s
     assert {e["worker"] for e in events if e["event"] == "result"} == {"127.0.0.1"}, done
     _same(json.loads((project / "medusa.json").read_text()),
           json.loads((project / "serial.json").read_text()))
+
+
+def test_the_controller_leaves_nothing_for_filterwarnings_error(tmp_path):
+    """A project that turns warnings into errors (jinja2 does) sees none of ours: the
+    controller's silenced writer left an unclosed file, an error at unconfigure."""
+    project = write_project(tmp_path / "p", {
+        "pytest.ini": "[pytest]\nfilterwarnings =\n    error\n",
+        **{f"test_{n}.py": "def test_x():\n    pass\n" for n in range(3)}})
+    run = run_medusa(project, "--no-history")
+    assert run.exit_code == 0, run
+    assert "Traceback" not in run.stdout, run.stdout

@@ -3,7 +3,7 @@ drive its terminal reporter, in one place, with what differs between pytest 7.4,
 8.4.2 and the newest)."""
 from __future__ import annotations
 
-import os
+import io
 from typing import IO, Any, Iterable
 
 import pytest
@@ -64,7 +64,7 @@ class _SilentWriter(TerminalWriter):
 def silence(reporter: Any) -> None:
     """The terminal reporter counts what it hears but writes nothing, no progress either
     (it would write its last "[100%]" into the summary)."""
-    reporter._tw = _SilentWriter(open(os.devnull, "w"))
+    reporter._tw = _SilentWriter(io.StringIO())   # no file to leave unclosed
     reporter.showfspath = False
     if hasattr(reporter, "_show_progress_info"):
         reporter._show_progress_info = False
