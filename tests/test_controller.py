@@ -11,11 +11,11 @@ import json
 import re
 import subprocess
 import sys
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from helpers import MedusaRun, _environment, run_medusa, serial_outcomes, venv_python, write_project
 from test_coverage import PROJECT as COVERAGE_PROJECT, _same
+from test_integrations_junit import _cases_of
 
 
 def _pytest(project: Path, *args: str) -> subprocess.CompletedProcess:
@@ -120,22 +120,14 @@ def test_junitxml_in_addopts_is_written_once_whole(tmp_path):
         "tests/test_crash.py": "import os\n\ndef test_crash():\n    os._exit(3)\n"})
     run = run_medusa(project, "--no-history", runners=3)
     assert run.exit_code == 1, run
-    medusa = _junit_cases(project / "out/junit.xml")
+    medusa = _cases_of(project / "out/junit.xml")
     (project / "out/junit.xml").unlink()
     serial = _pytest(project, "-p", "no:xdist", "--deselect", "tests/test_crash.py::test_crash")
     assert serial.returncode == 1, serial.stdout
-    expected = _junit_cases(project / "out/junit.xml")
+    expected = _cases_of(project / "out/junit.xml")
     # the test that killed its runner is a failure there, as xdist reports a crashed node's
     assert medusa.pop(("tests.test_crash", "test_crash")) == "failure", medusa
     assert medusa == expected
-
-
-def _junit_cases(path: Path) -> dict[tuple[str, str], str]:
-    cases = {}
-    for case in ET.parse(path).getroot().iter("testcase"):
-        verdicts = [child.tag for child in case if child.tag in ("failure", "error", "skipped")]
-        cases[(case.get("classname"), case.get("name"))] = verdicts[0] if verdicts else "passed"
-    return cases
 
 
 NODES_PROJECT = {
