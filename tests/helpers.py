@@ -6,7 +6,6 @@ a user would, `serial_outcomes` starts `python -m pytest` with a tiny recording 
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -302,10 +301,12 @@ def _minus(a: Outcomes, b: Outcomes) -> Outcomes:
 
 def _environment(extra: dict[str, str] | None) -> dict[str, str]:
     environment = dict(os.environ)
-    # The suite may itself run under medusa: a project's runners must not think they are
-    # ours, and a stray PYTEST_ADDOPTS would change both sides at once anyway.
+    # The suite may itself run under medusa or pytest -n: a project's runners must not think
+    # they are ours (worker_id, testrun_uid), and a stray PYTEST_ADDOPTS would change both
+    # sides at once anyway.
     for name in ("MEDUSA_WORKER", "MEDUSA_RUNNER", "MEDUSA_RUNNERS", "MEDUSA_RUN_ID",
-                 "PYTEST_ADDOPTS", "PYTEST_CURRENT_TEST"):
+                 "PYTEST_ADDOPTS", "PYTEST_CURRENT_TEST", "PYTEST_XDIST_WORKER",
+                 "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
         environment.pop(name, None)
     # Nor may a test project's build think it runs on the CI server that runs this suite
     # (integrations/ci.py): its reports would land in that CI's results.
@@ -388,22 +389,3 @@ def wait_for(events_path: Path, moment, process: subprocess.Popen, timeout: floa
     return events
 
 
-
-VENVS = Path(os.environ.get("PYTEST_VENVS", Path.home() / ".cache" / "medusa-pytest-venvs"))
-
-
-def venv_python(name: str, *requirements: str) -> str:
-    """The interpreter of a venv (this machine's packages, and `requirements` over them),
-    made once and kept: .ci/run makes them; where one is missing, pip makes it here."""
-    venv = VENVS / name
-    python = venv / "bin" / "python"
-    VENVS.mkdir(parents=True, exist_ok=True)
-    with open(VENVS / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (venv / "ready").exists():
-            subprocess.run([sys.executable, "-m", "venv", "--clear", "--system-site-packages",
-                            str(venv)], check=True)
-            subprocess.run([str(python), "-m", "pip", "install", "-q", *requirements],
-                           check=True)
-            (venv / "ready").touch()
-    return str(python)

@@ -13,7 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from helpers import MedusaRun, _environment, run_medusa, serial_outcomes, venv_python, write_project
+from helpers import MedusaRun, _environment, run_medusa, serial_outcomes, write_project
+from venvs import venv_python
 from test_coverage import PROJECT as COVERAGE_PROJECT, _same
 from test_integrations_junit import _cases_of
 
@@ -201,8 +202,7 @@ def test_outcomes_with_the_controller_equal_serial_pytest(tmp_path):
     assert not any("framework_events" in e for e in run.events)
 
 
-# plugins that would be in every other test's pytest if they were installed here
-PLUGINS_VENV = ("plugins", "syrupy>=4.9", "pytest-randomly>=3.15")
+# plugins that would be in every other test's pytest if installed here: tests/venvs.py
 
 SNAPSHOT_TESTS = {f"tests/test_s{n}.py": f"""
     def test_snap(snapshot):
@@ -226,7 +226,7 @@ def _snapshot_report(output: str) -> list[str]:
 def test_syrupy_writes_and_reports_snapshots_as_under_pytest_n(tmp_path):
     """syrupy's runners send their reports as workeroutput, and the controller writes
     and deletes snapshot files and words the report, as with pytest-xdist."""
-    python = venv_python(*PLUGINS_VENV)
+    python = venv_python("plugins")
     projects = [write_project(tmp_path / name, {"pytest.ini": "[pytest]\n", **SNAPSHOT_TESTS})
                 for name in ("medusa", "xdist")]
 
@@ -273,7 +273,7 @@ def test_a_plugin_that_fails_in_the_master_is_an_internal_error_of_the_plugin(tm
 def test_pytest_randomly_seeds_every_runner_with_the_seed_it_prints(tmp_path):
     """The controller's seed (pytest_configure_node) is every runner's, from its configure
     on: each test draws what it draws under serial pytest with that seed."""
-    python = venv_python(*PLUGINS_VENV)
+    python = venv_python("plugins")
     project = write_project(tmp_path / "p", {f"test_{n}.py": """
         import os, random
 

@@ -12,19 +12,18 @@ import subprocess
 
 import pytest
 
-from helpers import assert_same_as_pytest, run_medusa, venv_python, write_project
+from helpers import assert_same_as_pytest, run_medusa, write_project
+from venvs import PYTEST_VERSIONS, venv_python
 from integrations_support import PROJECT
 from test_fidelity import INI_PROJECT
 from test_session import REGISTRY_PROJECT
 
-# the oldest supported, the last without pytest's conftest error printer (8.0 to 8.4.1
-# lack print_conftest_import_error), and the newest 8.x; 9.x is the suite's own
-VERSIONS = ("7.4.4", "8.0.2", "8.4.2")
+VERSIONS = PYTEST_VERSIONS
 
 
 def pytest_python(version: str) -> str:
     """The interpreter of a venv with pytest==version, made once and kept."""
-    python = venv_python(f"pytest-{version}", f"pytest=={version}")
+    python = venv_python(f"pytest-{version}")
     found = subprocess.run([python, "-c", "import pytest; print(pytest.__version__)"],
                            capture_output=True, text=True, check=True).stdout.strip()
     assert found == version, f"{python} has pytest {found}"

@@ -21,9 +21,9 @@ from helpers import (
     run_medusa,
     serial_outcomes,
     summary_line,
-    venv_python,
     write_project,
 )
+from venvs import venv_python
 
 # The issue's smallest reproducer: serial pytest passes all three; with each runner
 # collecting its own files, a session fixture saw only that runner's first file.
@@ -454,7 +454,7 @@ def test_benchmark_records_are_written_by_pytest_in_one_process(tmp_path):
     """--benchmark-json: one process's timings, written whole (each runner would have
     written its own file over the others'). pytest-benchmark 5.2 does not work on pytest
     9.2 (it reads a private name pytest dropped): pytest 8.4's venv runs it."""
-    python = venv_python("pytest-8.4.2", "pytest==8.4.2")
+    python = venv_python("pytest-8.4.2")
     project = write_project(tmp_path / "p", {
         **{f"test_{n}.py": f"def test_bench(benchmark):\n    benchmark(sum, range({n + 1}))\n"
            for n in range(3)}})
