@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import fcntl
-import gc
 import os
 import shutil
 import tempfile
@@ -22,8 +21,8 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
-from medusa import (coverage_support, drivers, exits, governor, hooks, locks, logs, messages,
-                    probes, runner, stats, transport)
+from medusa import (coverage_support, drivers, exits, gc_freeze, governor, hooks, locks, logs,
+                    messages, probes, runner, stats, transport)
 
 # How often results that runners wrote are passed on when nothing else happens.
 RESULTS_TICK_SECONDS = 0.1
@@ -196,7 +195,7 @@ class Worker:
         self.driver = driver
         # Objects made so far (the framework, the user's modules) are never freed: keeping
         # the collector off them keeps their pages shared between the runners.
-        gc.freeze()
+        gc_freeze.freeze()
         for index in range(self.runner_count):
             self.start_runner(index)
         self.relay()
