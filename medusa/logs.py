@@ -84,5 +84,11 @@ class LogTail:
             chunks.append(LogChunk(self.worker, self.runner, self.shipped, data))
             self.shipped += len(data)
 
+    def read_from(self, start: int, limit: int) -> str:
+        """What was written from `start` on, its last `limit` bytes at most."""
+        end = os.fstat(self.fd).st_size
+        start = max(start, end - limit)
+        return os.pread(self.fd, end - start, start).decode(errors="replace")
+
     def close(self) -> None:
         os.close(self.fd)

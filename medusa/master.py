@@ -456,7 +456,8 @@ class Master:
                 worker=worker.name, runner=message.runner, file=unit.file, test=message.test,
                 outcome="error", when="call", duration=0.0,
                 message=message.reason if message.timed_out else f"{what} while running this test",
-                longrepr=message.stacks or what))
+                longrepr="\n\n".join(filter(None, (message.stacks or what,
+                                                     message.last_words.rstrip())))))
         self.emit(message)
         if unit is None:
             return

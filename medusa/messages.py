@@ -240,6 +240,7 @@ class TestStarted:
     to time tests out and to say which test a dead runner was running; it goes no
     further."""
     test: str
+    log_at: int = -1    # the length of the runner's log as it started (logs.py); -1: no log
 
 
 @dataclass(frozen=True)
@@ -309,6 +310,8 @@ class RunnerDied:
     timed_out: bool = False   # killed by the worker for overrunning --timeout
     done: tuple[str, ...] = ()   # tests of that file whose results it had sent
     stacks: str = ""      # its Python stacks, when it was timed out
+    last_words: str = ""  # what it wrote while running that test: a crash's traceback,
+                          # pytest-timeout's stack dump (the end of it, at most LAST_WORDS)
 
 
 @dataclass(frozen=True)

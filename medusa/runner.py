@@ -89,7 +89,8 @@ class WorkerChannel:
     def test_started(self, test: str) -> None:
         self._only_the_runner()
         self._begin(test)
-        transport.send(self._results, messages.TestStarted(test))
+        transport.send(self._results, messages.TestStarted(
+            test, self._log_start if self.log_fd >= 0 else -1))
 
     def _begin(self, test: str) -> None:
         self._test = test

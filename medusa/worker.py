@@ -38,6 +38,8 @@ CONTROL_MESSAGES = (messages.RequestFile, messages.FileComplete, messages.StopBu
                     messages.RunnerOutput, messages.InitializerStart, messages.InitializerOutput,
                     messages.InitializerResult)
 RESULT_MESSAGES = (messages.TestStarted, messages.Result, messages.ArtifactChunk)
+# The most of a dead runner's output that goes into its test's report.
+LAST_WORDS = 64 * 1024
 # A worker's scratch folder (runner logs, artifacts, stack dumps), in the temporary folder,
 # and the lock file in it that says the worker still lives.
 SCRATCH_PREFIX = "medusa-worker-"
@@ -54,6 +56,7 @@ class RunnerSlot:
     file: str = ""            # what it is running; "" when idle
     test: str = ""            # the test it is running; "" between tests
     test_started: float = 0.0
+    test_log_at: int = -1     # its log's length as the test started (-1: unknown)
     done: list[str] = field(default_factory=list)   # tests of `file` with results
     timed_out: float = 0.0    # the --timeout it overran, once killed for it
     stop_by: float = 0.0      # told to stop its tests: the time it must have by
@@ -408,6 +411,7 @@ class Worker:
                     break
                 if isinstance(message, messages.TestStarted):
                     slot.test, slot.test_started = message.test, time.monotonic()
+                    slot.test_log_at = message.log_at
                     continue
                 if isinstance(message, messages.ArtifactChunk):
                     if results:   # in order: the test's artifacts come before its Result
@@ -478,10 +482,17 @@ class Worker:
             reason += f"; not replaced: {self.replacements} runners were replaced already"
         self.send(messages.RunnerDied(self.cfg.worker, slot.index, slot.file, reason,
                                       slot.test, bool(slot.timed_out), tuple(slot.done),
-                                      _read(slot.stacks_file)))
+                                      _read(slot.stacks_file), self.last_words(slot)))
         if replace:
             self.replacements += 1
             self.start_runner(slot.index, slot.generation + 1)
+
+    def last_words(self, slot: RunnerSlot) -> str:
+        """What a dead runner wrote while running its test, for that test's report: the
+        end of it, where a crash's traceback or pytest-timeout's stack dump is."""
+        if not slot.test or slot.test_log_at < 0:
+            return ""
+        return self.logs[slot.index].read_from(slot.test_log_at, LAST_WORDS)
 
     def kill_runners(self) -> None:
         for slot in self.runners.values():

@@ -8,6 +8,7 @@ pytest-randomly, ...) are in tests/test_controller.py.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from helpers import SerialRun, assert_same_as_pytest, run_medusa, serial_outcomes, write_project
@@ -136,3 +137,45 @@ def test_hypothesis_with_trio_and_its_warnings_as_errors(tmp_path):
                                   "-p", "no:randomly", "-p", "no:benchmark",
                                   medusa_args=medusa_args)
 
+
+def test_pytest_timeout_thread_dump_is_in_the_report_of_the_test(tmp_path):
+    """pytest-timeout's thread method dumps every thread's stack and ends the process:
+    serial pytest ends there, xdist replaces the worker and reports the test as crashed
+    (without the dump). medusa replaces the runner, runs the rest, and the dump is in the
+    report of the test that timed out."""
+    project = write_project(tmp_path / "p", {
+        "pytest.ini": INI,
+        "test_hang.py": """
+            import time
+            import pytest
+
+            def test_before():
+                pass
+
+            @pytest.mark.timeout(1, method="thread")
+            def test_hangs_in_sleep():
+                time.sleep(120)
+
+            def test_after():
+                pass
+        """,
+        "test_other.py": "def test_elsewhere():\n    pass\n",
+    })
+    python = venv_python("plugins")
+    serial = serial_outcomes(project, python=python)
+    assert serial.exit_code == 1 and "+ Timeout +" in serial.stdout, serial
+    frame = re.search(r'File ".*test_hang.py", line \d+, in test_hangs_in_sleep', serial.stdout)
+    assert frame, serial.stdout
+    xdist = _xdist(project, python)
+    assert dict(xdist.outcomes) == {"test_hang.py::test_before": "passed",
+                                    "test_hang.py::test_hangs_in_sleep": "failed",
+                                    "test_hang.py::test_after": "passed",
+                                    "test_other.py::test_elsewhere": "passed"}, xdist
+    run = run_medusa(project, "--no-history", python=python)
+    assert run.exit_code == 1, run
+    results = {e["test"]: e for e in run.events if e["event"] == "result"}
+    assert {test: e["outcome"] for test, e in results.items()} == {
+        **dict(xdist.outcomes), "test_hang.py::test_hangs_in_sleep": "error"}, run
+    report = results["test_hang.py::test_hangs_in_sleep"]["longrepr"]
+    assert "died (exit code 1)" in report and "+ Timeout +" in report, report
+    assert frame.group(0) in report, report

@@ -70,6 +70,15 @@ def silence(reporter: Any) -> None:
         reporter._show_progress_info = False
 
 
+def plugins_write_to(config: Any, file: IO[str]) -> None:
+    """`config.get_terminal_writer()`, which plugins that write to the terminal themselves
+    use (pytest-timeout's stack dump, --setup-show), writes to `file`, apart from the
+    terminal reporter's own writer."""
+    from _pytest.config import create_terminal_writer
+    writer = create_terminal_writer(config, file)
+    config.get_terminal_writer = lambda: writer
+
+
 def quiet_reporter(reporter: Any, sections: Iterable[str]) -> None:
     """Make these TerminalReporter methods (summary_failures, ...) write nothing."""
     for name in sections:

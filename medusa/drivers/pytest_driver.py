@@ -479,10 +479,13 @@ def _writable(nodeid: object) -> str:
 def _silence_terminal_reporter(config: Any) -> None:
     """Each runner's own pytest report (header, "collected N items", summary) would only
     repeat what the master reports: it goes nowhere. The runner's stdout itself stays
-    connected to the user, for tests run with -s."""
+    connected to the user, for tests run with -s, and so does what plugins write to the
+    terminal themselves: pytest-timeout's stack dump, before it ends the runner, reaches
+    the runner's log and the report of the test it ended."""
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         pytest_compat.silence(reporter)
+    pytest_compat.plugins_write_to(config, sys.stdout)
 
 
 def _skip_terminal_summary(config: Any) -> None:
