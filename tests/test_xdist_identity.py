@@ -8,8 +8,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
-from helpers import _environment, run_medusa, write_project
+from helpers import _environment, assert_same_as_pytest, run_medusa, serial_outcomes, write_project
 
 PROJECT = {
     "conftest.py": """
@@ -73,3 +74,79 @@ def test_runners_are_xdist_workers_to_plugins(tmp_path):
     assert run.exit_code == 0, run
     _check(_lines(medusa_log), 3)
     assert len({line["pid"] for line in _lines(medusa_log)}) >= 2, "the tests ran on one runner"
+
+
+# pytest-django with a file test database and no `medusa setup`: under xdist pytest-django
+# suffixes TEST["NAME"] with the worker id by itself; every runner must get its own file.
+DJANGO_FILE_DB_PROJECT = {
+    "pytest.ini": "[pytest]\nDJANGO_SETTINGS_MODULE = proj.settings\npythonpath = .\n",
+    "proj/__init__.py": "",
+    "proj/settings.py": """
+        from pathlib import Path
+        BASE = Path(__file__).resolve().parent.parent
+        SECRET_KEY = "test"
+        INSTALLED_APPS = ["django.contrib.contenttypes", "shop"]
+        DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3",
+                                 "NAME": str(BASE / "shop.sqlite3"),
+                                 "TEST": {"NAME": str(BASE / "test_shop.sqlite3")}}}
+        DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+    """,
+    "shop/__init__.py": "",
+    "shop/models.py": """
+        from django.db import models
+
+        class Product(models.Model):
+            name = models.CharField(max_length=20)
+    """,
+    "conftest.py": """
+        import json, os
+        import pytest
+
+        @pytest.fixture(autouse=True)
+        def note(request):
+            from django.db import connection
+            yield
+            line = {"pid": os.getpid(), "db": connection.settings_dict["NAME"]}
+            with open(os.environ["IDENTITY_LOG"], "a") as out:
+                out.write(json.dumps(line) + "\\n")
+    """,
+    **{f"tests/test_{n}.py": """
+        import time
+        import pytest
+        from shop.models import Product
+
+        @pytest.mark.django_db(transaction=True)
+        def test_rows_are_this_workers_own():
+            Product.objects.create(name="x")
+            time.sleep(0.1)   # a runner sharing the file would see the other's row
+            assert Product.objects.count() == 1
+
+        @pytest.mark.django_db
+        def test_in_a_transaction():
+            assert not Product.objects.exists()
+    """ for n in range(6)},
+}
+
+
+def test_pytest_django_gives_each_runner_its_file_database_without_medusa_setup(tmp_path):
+    project = write_project(tmp_path / "p", DJANGO_FILE_DB_PROJECT)
+    log = tmp_path / "serial.log"
+    run, serial = assert_same_as_pytest(project, runners=3, env={"IDENTITY_LOG": str(log)})
+    assert serial.counts == {"passed": 12}, serial
+    log.unlink()
+    xdist = serial_outcomes(project, pytest_args=("-n", "2"), env={"IDENTITY_LOG": str(log)})
+    assert xdist.outcomes == serial.outcomes, xdist
+    xdist_names = {Path(line["db"]).name for line in _lines(log)}
+    assert xdist_names == {"test_shop.sqlite3_gw0", "test_shop.sqlite3_gw1"}, xdist_names
+
+    log.unlink()
+    run = run_medusa(project, "--no-history", runners=3, env={"IDENTITY_LOG": str(log)})
+    assert run.exit_code == 0 and run.counts == {"passed": 12}, run
+    by_pid: dict[int, set[str]] = {}
+    for line in _lines(log):
+        by_pid.setdefault(line["pid"], set()).add(Path(line["db"]).name)
+    assert len(by_pid) >= 2, "the tests ran on one runner"
+    names = [next(iter(names)) for names in by_pid.values()]
+    assert all(len(n) == 1 for n in by_pid.values()) and len(set(names)) == len(names), by_pid
+    assert set(names) <= {f"test_shop.sqlite3_gw{n}" for n in range(3)}, by_pid
+    assert not list(project.glob("test_shop.sqlite3*")), "a test database was left behind"
