@@ -217,6 +217,10 @@ class Result:
     artifacts: tuple[str, ...] = ()
     # what the test recorded about itself (pytest's record_property): (name, value)
     properties: tuple[tuple[str, str], ...] = ()
+    # pytest's record_xml_attribute: attributes of its JUnit testcase, (name, value)
+    xml_attributes: tuple[tuple[str, str], ...] = ()
+    # pytest's record_testsuite_property, called while it ran: (name, value)
+    suite_properties: tuple[tuple[str, str], ...] = ()
     # what pytest's hooks said while it ran, for the master's controller session; the
     # master takes them out before reporters see the result
     framework_events: FrameworkEvents = ()

@@ -341,6 +341,52 @@ def test_record_property_reaches_the_junit_suite_and_the_json(tmp_path):
         {"name": "build", "value": "42"}, {"name": "owner", "value": "team <a&b>"}], recorded
 
 
+
+def test_record_testsuite_property_and_xml_attribute_reach_the_junit_suite(tmp_path):
+    """Where pytest's junitxml would write them (under pytest-xdist they are lost). The
+    session's property is every suite's, once, whichever runners recorded it."""
+    project = write_project(tmp_path / "p", {
+        "conftest.py": """
+            import pytest
+
+            @pytest.fixture(scope="session", autouse=True)
+            def branch(record_testsuite_property):
+                record_testsuite_property("branch", "main")
+        """,
+        **{f"tests/test_{n}.py": f"""
+            import pytest
+
+            @pytest.mark.filterwarnings("ignore::pytest.PytestExperimentalApiWarning")
+            def test_renamed(record_xml_attribute):
+                record_xml_attribute("classname", "custom.Suite{n}")
+                record_xml_attribute("assertions", "REQ-7")
+
+            def test_plain():
+                pass
+        """ for n in range(3)}})
+    for suites in ("file", "run"):
+        out = tmp_path / f"junit-{suites}.xml"
+        run = run_medusa(project, "--no-history", "--format", f"junit:{out}",
+                         "--junit-suites", suites, runners=2)
+        assert run.exit_code == 0, run
+        _validate(out)
+        document, cases = _read(out)
+        # as pytest's junitxml: the classname it set, in place of the one from the test id
+        assert sorted(cases) == sorted([(f"tests.test_{n}", "test_plain") for n in range(3)]
+                                       + [(f"custom.Suite{n}", "test_renamed") for n in range(3)])
+        suites_read = list(document)
+        assert len(suites_read) == (3 if suites == "file" else 1), suites_read
+        for suite in suites_read:
+            properties = [(p.name, p.value) for p in suite.properties()]
+            assert properties.count(("branch", "main")) == 1, properties
+        everything = [(p.name, p.value) for suite in suites_read for p in suite.properties()]
+        for n in range(3):
+            assert (f"tests/test_{n}.py::test_renamed::assertions", "REQ-7") in everything
+    recorded = {r["test"]: r for r in run.results}
+    assert recorded["tests/test_0.py::test_renamed"]["xml_attributes"] == [
+        {"name": "classname", "value": "custom.Suite0"}, {"name": "assertions", "value": "REQ-7"}]
+    assert [{"name": "branch", "value": "main"}] in [r["suite_properties"] for r in run.results]
+
 def _cases_of(path: Path) -> dict[tuple[str, str], str]:
     import xml.etree.ElementTree as ET
     cases = {}

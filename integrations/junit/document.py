@@ -11,7 +11,8 @@ tests/junit-10.xsd is a copy). So, over what junit-xml writes:
 - no `file`/`line` on a testcase: the schema rejects them (the xUnit plugin then skips
   the whole file). The file is the testsuite's `file`; the line is in the traceback;
 - who ran what goes in the testsuite's <properties> (a testcase may not have any), and at
-  the end of a failure's text.
+  the end of a failure's text; so do what tests recorded with record_property, and with
+  record_xml_attribute where it is not a testcase's own `name` or `classname`.
 """
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ from medusa.messages import Attempt, Result
 # outcome -> how the testcase says it (the rest, "passed", "xpassed" and outcomes of
 # plugins medusa does not know, are passing testcases)
 FAILED, ERROR, SKIPPED = ("failed",), ("error",), ("skipped", "xfailed")
+# what record_xml_attribute may set on a testcase itself, in the schema
+OWN_ATTRIBUTES = ("name", "classname")
 
 
 @dataclass(frozen=True)
@@ -92,12 +95,19 @@ def _suite_element(suite: Suite) -> ET.Element:
     return element
 
 
+def foreign_attributes(result: Result) -> tuple[tuple[str, str], ...]:
+    """The record_xml_attribute pairs that a testcase cannot hold."""
+    return tuple((n, v) for n, v in result.xml_attributes if n not in OWN_ATTRIBUTES)
+
+
 def _case(case: Case) -> tuple[junit_xml.TestCase, list[ET.Element]]:
     name = junit_name(case.test)
     results = case.results
     out, err = _output(results)
+    # as pytest's junitxml, record_xml_attribute("classname", ...) renames the testcase
+    own = {n: v for r in results for n, v in r.xml_attributes if n in OWN_ATTRIBUTES}
     test_case = junit_xml.TestCase(
-        clean(name.name), clean(name.classname) or None,
+        clean(own.get("name", name.name)), clean(own.get("classname", name.classname)) or None,
         elapsed_sec=max((r.duration for r in results), default=0.0),
         stdout=out or None, stderr=err or None, allow_multiple_subelements=True)
     reruns: list[ET.Element] = []

@@ -18,7 +18,7 @@ import tempfile
 import time
 
 from medusa import events, messages
-from medusa.integrations.junit.document import Case, Suite, render
+from medusa.integrations.junit.document import Case, Suite, foreign_attributes, render
 from medusa.integrations.names import file_test_id
 from medusa.reporters import Reporter
 
@@ -117,9 +117,27 @@ class JUnitReporter(Reporter):
             return suites
         cases = tuple(case for suite in suites for case in suite.cases)
         runners = tuple(dict.fromkeys(v for s in suites for k, v in s.properties if k == "runner"))
+        recorded = tuple(pair for file in order for pair in self._recorded(file))
         # one suite for the build, as plain pytest writes it: the build's wall time
         return [Suite("medusa", "", cases, self._duration(), self.build_started or None,
-                      (("run_id", self.run_id),) + tuple(("runner", r) for r in runners))]
+                      (("run_id", self.run_id),) + tuple(("runner", r) for r in runners)
+                      + self._session_properties() + recorded)]
+
+    def _session_properties(self) -> tuple[tuple[str, str], ...]:
+        """What record_testsuite_property recorded, in any runner: the session's, so
+        every suite's, once each."""
+        return tuple(dict.fromkeys(pair for tests in self.results.values()
+                                   for results in tests.values() for result in results
+                                   for pair in result.suite_properties))
+
+    def _recorded(self, file: str) -> tuple[tuple[str, str], ...]:
+        """What the file's tests recorded about themselves (record_property, the
+        attributes of record_xml_attribute that a testcase cannot hold), named by the test:
+        a testcase may not have <properties> in the schema Jenkins checks."""
+        return tuple(dict.fromkeys(
+            (f"{result.test}::{name}", value)
+            for results in self.results.get(file, {}).values() for result in results
+            for name, value in (*result.properties, *foreign_attributes(result))))
 
     def _suite(self, file: str) -> Suite:
         tests = self.results[file]
@@ -135,12 +153,9 @@ class JUnitReporter(Reporter):
         duration = self.durations.get(file)
         if duration is None:   # never completed: what its tests took
             duration = sum(r.duration for rs in tests.values() for r in rs if r.when != "teardown")
-        # a testcase may not have <properties> in the schema Jenkins checks: what a test
-        # recorded (record_property) goes in its suite's, named by the test
-        recorded = tuple((f"{result.test}::{name}", value) for results in tests.values()
-                         for result in results for name, value in result.properties)
         properties = (("run_id", self.run_id),) + tuple(
-            ("runner", runner) for runner in self.runners.get(file, ())) + recorded
+            ("runner", runner) for runner in self.runners.get(file, ())) \
+            + self._session_properties() + self._recorded(file)
         return Suite(file, file, tuple(cases), duration, self.started.get(file), properties)
 
     def _startup_suite(self) -> Suite:

@@ -117,7 +117,9 @@ class PytestDriver:
         session.testsfailed = 0
         session.shouldfail = session.shouldstop = False
         _act_as_xdist_worker(config, getattr(config, "workerinput", None))
-        plugin = _RunnerPlugin(channel, session, self.collection, self.log)
+        recorder = JunitRecorder()
+        pytest_compat.stand_in_for_junitxml(config, recorder)
+        plugin = _RunnerPlugin(channel, session, self.collection, self.log, recorder)
         config.pluginmanager.register(plugin, "medusa-runner")
         plugin.registered = True
         signal.signal(STOP_SIGNAL, plugin.on_stop_signal)
@@ -161,9 +163,11 @@ class _RunnerPlugin:
     """Registered in each runner: pulls units from the channel and reports what happens."""
 
     def __init__(self, channel: Channel, session: Any,
-                 collection: SessionCollection | FileCollection, log: HookLog) -> None:
+                 collection: SessionCollection | FileCollection, log: HookLog,
+                 recorder: JunitRecorder) -> None:
         self.channel = channel
         self.log = log
+        self.recorder = recorder
         self.collection = collection
         self.session = session
         self.config = session.config
@@ -308,6 +312,7 @@ class _RunnerPlugin:
         reports, self.reports = self.reports, []
         self.last_test = nodeid
         self.timings.append((nodeid, sum(r.duration for r in reports)))
+        attributes, suite_properties = self.recorder.take()
         for report, outcome in _outcomes(self.config, reports):
             path, line = _location(report)
             self.channel.result(
@@ -315,7 +320,41 @@ class _RunnerPlugin:
                 duration=sum(r.duration for r in reports), message=_one_line(report),
                 longrepr=_longrepr(report), sections=_sections(reports[-1]),
                 path=path, line=line, properties=_properties(reports[-1]),
+                xml_attributes=attributes, suite_properties=suite_properties,
                 framework_events=self.log.take())   # the first result of the test has them
+
+
+class JunitRecorder:
+    """What pytest's junitxml would have written for record_xml_attribute and
+    record_testsuite_property, kept for the test's result (pytest_compat.py puts it where
+    pytest looks for its junitxml). Under pytest-xdist both write nowhere."""
+
+    family = "xunit1"   # pytest warns of xunit2's schema only where --junitxml is given
+
+    def __init__(self) -> None:
+        self.attributes: list[tuple[str, str]] = []
+        self.suite_properties: list[tuple[str, str]] = []
+
+    def node_reporter(self, node: object) -> Any:
+        # the fixture is the running test's (pytest passes its nodeid, or from 9.0 on an
+        # id that is not): what it records is that test's
+        recorded = self.attributes
+
+        class Attributes:
+            @staticmethod
+            def add_attribute(name: object, value: object) -> None:
+                recorded.append(_property(name, value))
+        return Attributes()
+
+    def add_global_property(self, name: object, value: object) -> None:
+        self.suite_properties.append(_property(name, value))
+
+    def take(self) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+        """What was recorded since the last test ended: the test's attributes, and the
+        suite's properties."""
+        attributes, self.attributes = tuple(self.attributes[:MAX_PROPERTIES]), []
+        suite, self.suite_properties = tuple(self.suite_properties[:MAX_PROPERTIES]), []
+        return attributes, suite
 
 
 class _FileBoundary:
@@ -377,8 +416,11 @@ def _longrepr(report: Any) -> str:
 
 def _properties(report: Any) -> tuple[tuple[str, str], ...]:
     """record_property's (name, value) pairs, as text (as pytest's junitxml writes them)."""
-    return tuple((str(name)[:MAX_PROPERTY_CHARS], str(value)[:MAX_PROPERTY_CHARS])
-                 for name, value in report.user_properties[:MAX_PROPERTIES])
+    return tuple(_property(name, value) for name, value in report.user_properties[:MAX_PROPERTIES])
+
+
+def _property(name: object, value: object) -> tuple[str, str]:
+    return str(name)[:MAX_PROPERTY_CHARS], str(value)[:MAX_PROPERTY_CHARS]
 
 
 def _sections(report: Any) -> tuple[tuple[str, str], ...]:

@@ -38,6 +38,7 @@ def to_json(event: object) -> dict[str, object]:
         record["counts"] = dict(fields["counts"])
     if "sections" in fields:
         record["sections"] = [{"title": t, "text": x} for t, x in fields["sections"]]
-    if "properties" in fields:
-        record["properties"] = [{"name": n, "value": v} for n, v in fields["properties"]]
+    for pairs in ("properties", "xml_attributes", "suite_properties"):
+        if pairs in fields:
+            record[pairs] = [{"name": n, "value": v} for n, v in fields[pairs]]
     return record
