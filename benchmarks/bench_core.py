@@ -25,6 +25,8 @@ cwd = the suite directory:
   xdist    PYTHON -m pytest -q -p no:cacheprovider -n N tests
   medusa   PYTHON REPO/bin/medusa --local N tests
   medusa-file   the same with --collect file (each file collected in its runner)
+  medusa-nosession   medusa with MEDUSA_CONTROLLER=off: without pytest's session in the
+                master, to measure what that session costs (column "session overhead")
 
 Each command runs --repeat times, round-robin across the commands (the order rotates
 every round) so that noise hits them all alike; the table shows the median wall time
@@ -60,7 +62,7 @@ MEDUSA_BIN = REPO_ROOT / "bin" / "medusa"
 DEFAULT_MAKE_SUITE = REPO_ROOT.parent / "shared" / "bench" / "make_suite.py"
 DEFAULT_BENCH_DIR = Path("/root/medusa-bench")
 
-RUNNERS = ("serial", "xdist", "medusa", "medusa-file")
+RUNNERS = ("serial", "xdist", "medusa", "medusa-file", "medusa-nosession")
 PYTEST_BASE = ["-m", "pytest", "-q", "-p", "no:cacheprovider"]
 NORMAL_EXIT = (0, 1)  # pytest: 0 = all passed, 1 = some tests failed
 TAIL_LINES = 25
@@ -133,6 +135,7 @@ class Command:
     runner: str
     argv: list[str] | None  # None: runner not available
     note: str = ""  # why it is not available / not run
+    env: dict[str, str] | None = None   # the environment, when not this one
 
 
 @dataclass
@@ -271,6 +274,11 @@ def build_commands(suite: Suite, only: list[str], medusa: Path) -> dict[str, Com
                                                 "--collect", "file", *suite.args])
                         if medusa.is_file()
                         else Command("medusa-file", None, "medusa: not available")),
+        "medusa-nosession": (Command("medusa-nosession",
+                                     [py, str(medusa), "--local", n, "--no-history", *suite.args],
+                                     env={**os.environ, "MEDUSA_CONTROLLER": "off"})
+                             if medusa.is_file()
+                             else Command("medusa-nosession", None, "medusa: not available")),
     }
     for runner, cmd in cmds.items():
         if runner not in only:
@@ -292,7 +300,8 @@ def bench_suite(suite: Suite, commands: dict[str, Command], repeat: int, tmp: Pa
     for r in range(repeat):
         k = r % len(active) if active else 0
         for c in active[k:] + active[:k]:  # rotate the order every round
-            run = timed_run(c.argv, suite.cwd, tmp / f"{suite.key}-{c.runner}-{r + 1}.log")
+            run = timed_run(c.argv, suite.cwd, tmp / f"{suite.key}-{c.runner}-{r + 1}.log",
+                            env=c.env)
             runs[c.runner].append(run)
             log(f"  [{suite.name}] {c.runner} run {r + 1}/{repeat}: {run.seconds:.2f} s (exit {run.returncode})")
     return runs
@@ -396,7 +405,8 @@ def table_rows(results: list[Result]) -> list[list[str]]:
         rows.append([
             res.suite.name, str(res.suite.n),
             time_cell(res, "serial"), time_cell(res, "xdist"), time_cell(res, "medusa"),
-            time_cell(res, "medusa-file"),
+            time_cell(res, "medusa-file"), time_cell(res, "medusa-nosession"),
+            ratio_cell(med["medusa"], med["medusa-nosession"], flag("medusa", "medusa-nosession")),
             ratio_cell(med["medusa"], med["serial"], flag("medusa", "serial")),
             ratio_cell(med["medusa"], med["xdist"], flag("medusa", "xdist")),
             ratio_cell(med["medusa"], res.suite.lower_bound, flag("medusa")),
@@ -406,7 +416,7 @@ def table_rows(results: list[Result]) -> list[list[str]]:
 
 
 HEADER = ["suite", "N", "serial s", "xdist -n N s", "medusa s", "medusa --collect file s",
-          "medusa/serial",
+          "medusa without session s", "session overhead", "medusa/serial",
           "medusa/xdist", "medusa/lower-bound", "xdist/lower-bound"]
 
 

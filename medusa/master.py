@@ -40,6 +40,10 @@ CONNECT_SECONDS = 60.0
 STOP_GRACE = 5.0        # seconds a worker told to stop has before it is killed
 TEARDOWN_GRACE = 30.0   # ... when the build was interrupted (a second Ctrl-C cuts it short)
 OUTPUT_TAIL_LINES = 40
+# MEDUSA_CONTROLLER=off: no pytest session in the master (its plugins' reports go with it),
+# for a master that cannot or should not load the project's plugins, and for the benchmark
+# that measures what the session costs
+CONTROLLER_VARIABLE = "MEDUSA_CONTROLLER"
 
 
 @dataclass(frozen=True)
@@ -189,6 +193,8 @@ class Master:
         settings = self.settings
         if settings.dry_run or not auto.picks_pytest(settings.driver, Path(settings.cwd),
                                                      settings.paths, settings.driver_options):
+            return NoController()
+        if os.environ.get(CONTROLLER_VARIABLE) == "off":   # the user's choice: nothing to say
             return NoController()
         try:
             from medusa.drivers.pytest_controller import ControllerUnavailable, PytestController
