@@ -17,13 +17,12 @@ module-level skips) the runner reports for that unit.
 """
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from medusa.drivers import StartupError
+from medusa.drivers import StartupError, pytest_compat
 from medusa.drivers.common import Selection, relative
 from medusa.drivers.pytest_replay import HookLog
 from medusa.messages import RunFile
@@ -170,7 +169,7 @@ class FileCollection:
         items: list[Any] = []
         for collector in collectors:
             items.extend(session.genitems(collector))
-        session._collection_cache = {}   # genitems' cache would keep every file alive
+        pytest_compat.forget_collected(session)   # genitems' cache would keep every file alive
         items = [item for item in items if selection.wants(item.nodeid)]
         session.items = items
         hook.pytest_collection_modifyitems(session=session, config=self.config, items=items)
@@ -220,7 +219,7 @@ class _Tree:
 
     def _make_directory(self, path: Path) -> Any:
         above = path.parent
-        if above == path or not self.session.config.pluginmanager._is_in_confcutdir(above):
+        if above == path or not pytest_compat.in_confcutdir(self.session.config, above):
             # the top folder of the tree, as pytest's Session starts it
             return self.session.gethookproxy(above).pytest_collect_directory(
                 path=path, parent=self.session)
@@ -232,8 +231,7 @@ class _Tree:
 
     def listing(self, directory: Any) -> dict[Path, list[Any]]:
         if directory.path not in self.listings:
-            from _pytest.runner import collect_one_node
-            report = collect_one_node(directory)
+            report = pytest_compat.collect_one_node(directory)
             children: dict[Path, list[Any]] = {}
             for node in report.result if report.passed else []:
                 children.setdefault(node.path, []).append(node)
@@ -258,17 +256,12 @@ def _last_failed_only(config: Any, files: list[str]) -> list[str]:
 def _collection_warnings(config: Any) -> Any:
     """Warnings raised while a file is collected are recorded (and filtered, so that
     `filterwarnings = error` applies) as pytest's own collection does it."""
-    try:
-        from _pytest.warnings import catch_warnings_for_item
-    except ImportError:
-        return contextlib.nullcontext()
-    return catch_warnings_for_item(config=config, ihook=config.hook, when="collect", item=None)
+    return pytest_compat.collection_warnings(config)
 
 
 def _find_files(session: Any, config: Any, tree: _Tree) -> list[str]:
     """The files pytest would collect for its arguments, relative to the rootdir, without
     importing a test module; through the directory nodes the runners will use."""
-    from _pytest.runner import collect_one_node
     rootpath: Path = config.rootpath
     invocation = Path(config.invocation_params.dir)
     if config.option.pyargs:
@@ -276,9 +269,7 @@ def _find_files(session: Any, config: Any, tree: _Tree) -> list[str]:
                            "with collect: file")
     initial = [(invocation / arg.split("::")[0]).resolve() for arg in config.args]
     # pytest neither ignores an argument it was given nor the folders above it
-    session._initialpaths = frozenset(initial)
-    session._initialpaths_with_parents = frozenset(
-        [*initial, *(parent for path in initial for parent in path.parents)])
+    pytest_compat.set_initial_paths(session, initial)
 
     found: dict[str, None] = {}
 
@@ -295,7 +286,7 @@ def _find_files(session: Any, config: Any, tree: _Tree) -> list[str]:
                 for child in children:
                     walk(child)
         else:
-            report = collect_one_node(node)
+            report = pytest_compat.collect_one_node(node)
             if not report.passed:   # the runner that gets it reports the same failure
                 add(node.path)
                 return

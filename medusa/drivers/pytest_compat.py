@@ -1,9 +1,16 @@
-"""pytest's private names that medusa leans on to configure pytest, start its session and
-drive its terminal reporter, in one place, with what differs between pytest 7.4, 8.x and 9.x (the versions the tests run: 7.4.4, 8.0.2,
-8.4.2 and the newest)."""
+"""Every private name of pytest that medusa leans on, in one place, with what differs
+between pytest 7.4, 8.x and 9.x (the tests run 7.4.4, 8.0.2, 8.4.2 and the newest; tox.ini
+the oldest and newest of each): to configure pytest and start its session, collect and
+tear down, drive its terminal reporter, and rewrite asserts ahead of collection.
+
+Elsewhere medusa uses pytest's public API only."""
 from __future__ import annotations
 
+import contextlib
 import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any, Iterable
 
 import pytest
@@ -95,3 +102,138 @@ def quiet_reporter(reporter: Any, sections: Iterable[str]) -> None:
     for name in sections:
         if hasattr(reporter, name):
             setattr(reporter, name, lambda *args, **kwargs: None)
+
+
+# --- configure, collect, tear down -------------------------------------------------------
+
+def conftest_import_failure() -> type[Exception]:
+    """The exception pytest raises for a conftest.py that fails to import."""
+    from _pytest.config import ConftestImportFailure
+    return ConftestImportFailure
+
+
+def conftest_error_printer() -> Any:
+    """pytest's printer of a conftest import error (pytest 8.4.2 on), or None."""
+    try:
+        from _pytest.config import print_conftest_import_error
+    except ImportError:
+        return None
+    return print_conftest_import_error
+
+
+def configure(config: Any) -> None:
+    """pytest_configure of every plugin, as pytest's main runs it."""
+    config._do_configure()
+
+
+def unconfigure(config: Any) -> None:
+    """pytest_unconfigure and the config's cleanups, once."""
+    config._ensure_unconfigure()
+
+
+def in_confcutdir(config: Any, path: Path) -> bool:
+    """Whether pytest loads the conftest.py files of `path` (it is not above --confcutdir)."""
+    return config.pluginmanager._is_in_confcutdir(path)
+
+
+def collect_one_node(node: Any) -> Any:
+    """The CollectReport of `node`, with pytest's collection hooks around it."""
+    from _pytest.runner import collect_one_node as collect
+    return collect(node)
+
+
+def collection_warnings(config: Any) -> Any:
+    """A context that records and filters warnings as pytest's collection does."""
+    try:
+        from _pytest.warnings import catch_warnings_for_item
+    except ImportError:
+        return contextlib.nullcontext()
+    return catch_warnings_for_item(config=config, ihook=config.hook, when="collect", item=None)
+
+
+def set_initial_paths(session: Any, paths: list[Path]) -> None:
+    """The paths pytest was given, which it never ignores, nor the folders above them."""
+    session._initialpaths = frozenset(paths)
+    session._initialpaths_with_parents = frozenset(
+        [*paths, *(parent for path in paths for parent in path.parents)])
+
+
+def forget_collected(session: Any) -> None:
+    """Empty the session's cache of collected nodes (Session.genitems fills it)."""
+    session._collection_cache = {}
+
+
+def teardown_to(session: Any, nextitem: Any) -> None:
+    """Tear down what `nextitem` does not share (None: everything, the session too)."""
+    session._setupstate.teardown_exact(nextitem)
+
+
+def basetemp(config: Any) -> str:
+    """pytest's temporary folder for this config, made as pytest makes it."""
+    return str(config._tmp_path_factory.getbasetemp())
+
+
+def renew_tmp_path_factory(config: Any) -> None:
+    """`tmp_path_factory` starts again from `config.option.basetemp`."""
+    from _pytest.tmpdir import TempPathFactory
+    config._tmp_path_factory = TempPathFactory.from_config(config, _ispytest=True)
+
+
+def fnmatch_ex(pattern: str, path: Path) -> bool:
+    """pytest's matching of python_files and norecursedirs patterns."""
+    from _pytest.pathlib import fnmatch_ex as match
+    return match(pattern, path)
+
+
+# --- assertion rewriting (pytest_rewrite.py) ---------------------------------------------
+
+_REWRITE_NAMES = ("assertstate_key", "get_cache_dir", "try_makedirs", "_read_pyc",
+                  "_rewrite_test", "_write_pyc", "PYC_TAIL")
+
+
+@dataclass(frozen=True)
+class Rewriter:
+    """pytest's assert rewriting for one config, and its cache of rewritten modules."""
+    config: Any
+    state: Any      # pytest's AssertionState
+    module: Any     # _pytest.assertion.rewrite
+
+    def test_file_patterns(self) -> list[str]:
+        return list(self.state.hook.fnpats)
+
+    def rewrite_into_cache(self, file: Path) -> None:
+        """Rewrite `file` into pytest's cache, unless it is there already (its errors,
+        a syntax error say, are the caller's)."""
+        rewrite = self.module
+        pyc = rewrite.get_cache_dir(file) / (file.name[:-3] + rewrite.PYC_TAIL)
+        if rewrite._read_pyc(file, pyc) is not None or not rewrite.try_makedirs(pyc.parent):
+            return
+        stamp, code = rewrite._rewrite_test(file, self.config)
+        rewrite._write_pyc(self.state, code, stamp, pyc)
+
+    @contextlib.contextmanager
+    def cache_in(self, folder: Path) -> Iterator[None]:
+        """pytest's cache of rewritten modules is below `folder` while the block runs,
+        not in __pycache__ beside the sources."""
+        rewrite = self.module
+        beside_the_source = rewrite.get_cache_dir
+        rewrite.get_cache_dir = lambda file_path: folder / Path(*file_path.parts[1:-1])
+        try:
+            yield
+        finally:
+            rewrite.get_cache_dir = beside_the_source
+
+
+def rewriter(config: Any) -> Rewriter | None:
+    """pytest's assert rewriting, if it rewrites (not under --assert=plain) and has the
+    names medusa uses."""
+    try:
+        from _pytest.assertion import rewrite
+    except ImportError:
+        return None
+    if not all(hasattr(rewrite, name) for name in _REWRITE_NAMES):
+        return None
+    state = config.stash.get(rewrite.assertstate_key, None)
+    if state is None or getattr(state, "mode", None) != "rewrite" or state.hook is None:
+        return None
+    return Rewriter(config, state, rewrite)

@@ -153,7 +153,7 @@ class PytestController:
         try:
             config.hook.pytest_sessionstart(session=self.session)
         except (Exception, SystemExit) as exc:   # a conftest's, a plugin's
-            config._ensure_unconfigure()
+            pytest_compat.unconfigure(config)
             raise ControllerUnavailable(f"pytest_sessionstart failed: {exc!r}") from exc
         self.wants_reports = self._wants_reports()
 
@@ -285,7 +285,7 @@ class PytestController:
             exit_code, reason = 3, "internal error in a pytest plugin"
         finally:
             try:
-                self.config._ensure_unconfigure()
+                pytest_compat.unconfigure(self.config)
             except Exception:
                 self.plugin_error = self.plugin_error or traceback.format_exc()
         if int(self.session.exitstatus) != exit_code and not self.plugin_error:
@@ -327,10 +327,10 @@ def _configure(args: list[str]) -> Any:
         if not hasattr(config.hook, "pytest_configure_node"):
             config.pluginmanager.add_hookspecs(_XdistHooks)
         keep_xdist_out(config)
-        config._do_configure()
+        pytest_compat.configure(config)
         _no_cache_writes(config)
     except BaseException as exc:
-        config._ensure_unconfigure()
+        pytest_compat.unconfigure(config)
         raise ControllerUnavailable(f"pytest's configure hooks failed: {_one_line(exc)}") from exc
     return config
 

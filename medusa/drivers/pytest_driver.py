@@ -68,7 +68,7 @@ class PytestDriver:
             _act_as_xdist_worker(config, asked["workerinput"])
             self.log = HookLog(config, enabled=True, reports=asked["reports"])
         try:
-            config._do_configure()
+            pytest_compat.configure(config)
         except Exception as exc:
             raise StartupError(f"pytest's configure hooks failed: {exc!r}",
                                format_exception(exc)) from exc
@@ -139,7 +139,7 @@ class PytestDriver:
                     channel.runner_output(config.workerinput["workerid"],
                                           dict(config.workeroutput), self.log.take())
             finally:
-                config._ensure_unconfigure()
+                pytest_compat.unconfigure(config)
                 if capture is not None:
                     capture.stop_global_capturing()
         return 0   # the runner did its part; the tests' verdicts went to the master
@@ -252,7 +252,7 @@ class _RunnerPlugin:
         """End the session fixtures here, where a failure can still be reported: serial
         pytest reports it as an error at the teardown of the last test."""
         try:
-            self.session._setupstate.teardown_exact(None)
+            pytest_compat.teardown_to(self.session, None)
         except Exception as exc:
             self.channel.result(file=self.file, test=f"{self.last_test or self.file}",
                                 outcome="error", when="teardown", duration=0.0,
@@ -265,7 +265,7 @@ class _RunnerPlugin:
         if not items:
             return
         try:
-            self.session._setupstate.teardown_exact(items[0])
+            pytest_compat.teardown_to(self.session, items[0])
         except Exception as exc:
             self.channel.result(file=self.file, test=self.last_test or self.file,
                                 outcome="error", when="teardown", duration=0.0,
@@ -428,13 +428,12 @@ def _sections(report: Any) -> tuple[tuple[str, str], ...]:
 
 
 def _load_config(args: list[str]) -> Any:
-    from _pytest.config import ConftestImportFailure, UsageError
     try:
         return pytest_compat.prepare_config(args)
-    except ConftestImportFailure as exc:
+    except pytest_compat.conftest_import_failure() as exc:
         first, _, rest = _conftest_error_text(exc).partition("\n")
         raise StartupError(first.rstrip("."), rest) from exc
-    except UsageError as exc:
+    except pytest.UsageError as exc:
         # pytest's text has a usage line and its ini/rootdir: the "error:" line is the news
         lines = "\n".join(str(a) for a in exc.args).splitlines()
         errors = [line.split("error: ", 1)[-1] for line in lines if "error: " in line]
@@ -450,9 +449,8 @@ def _conftest_error_text(exc: Any) -> str:
     """pytest's own words and its trimmed traceback (pytest 8.4.2 and later can say it;
     before, the same first line and the whole traceback)."""
     import io
-    try:
-        from _pytest.config import print_conftest_import_error
-    except ImportError:
+    print_conftest_import_error = pytest_compat.conftest_error_printer()
+    if print_conftest_import_error is None:
         cause = getattr(exc, "cause", None) or getattr(exc, "excinfo", (None, None, None))[1]
         detail = format_exception(cause) if isinstance(cause, BaseException) else ""
         return f"ImportError while loading conftest '{exc.path}'.\n{detail}"
@@ -574,7 +572,7 @@ def _build_basetemp(config: Any) -> str:
         shutil.rmtree(given, ignore_errors=True)
         os.makedirs(given, exist_ok=True)
         return str(given)
-    return str(config._tmp_path_factory.getbasetemp())
+    return pytest_compat.basetemp(config)
 
 
 def _give_runner_its_own_basetemp(config: Any, basetemp: str) -> None:
@@ -582,7 +580,6 @@ def _give_runner_its_own_basetemp(config: Any, basetemp: str) -> None:
     its workers' (popen-gw0, ...): tests do not clobber each other's files, and fixtures
     that share state through `tmp_path_factory.getbasetemp().parent` (xdist's recipe)
     find one folder for the build."""
-    from _pytest.tmpdir import TempPathFactory
     worker = os.environ["PYTEST_XDIST_WORKER"]
     config.option.basetemp = os.path.join(basetemp, f"popen-{worker}")
-    config._tmp_path_factory = TempPathFactory.from_config(config, _ispytest=True)
+    pytest_compat.renew_tmp_path_factory(config)

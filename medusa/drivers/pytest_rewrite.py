@@ -16,8 +16,8 @@ write it there too. Under PYTHONDONTWRITEBYTECODE nothing may be written beside 
 sources: the helpers then write into a temporary folder, pytest reads from it while the
 worker collects, and the folder is removed afterwards.
 
-This leans on private names of `_pytest.assertion.rewrite`, stable from pytest 7.4 to 9.
-Where they are missing, the helpers are not used.
+This leans on private names of `_pytest.assertion.rewrite` (pytest_compat.Rewriter),
+stable from pytest 7.4 to 9. Where they are missing, the helpers are not used.
 """
 from __future__ import annotations
 
@@ -33,6 +33,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from medusa.drivers import pytest_compat
+from medusa.drivers.pytest_compat import Rewriter
+
 # Fewer files than this: forking helpers costs more than it saves.
 MIN_FILES = 16
 # How long a helper may take to finish its file once collection is done.
@@ -43,18 +46,17 @@ HELPER_GRACE_SECONDS = 10.0
 def rewritten_ahead(config: Any, helpers: int) -> Iterator[None]:
     """While the block collects, `helpers` processes rewrite the test modules from the
     end of the collection order."""
-    rewrite = _rewrite_module()
-    state = _assertion_state(config, rewrite)
-    files = _likely_test_files(config, state) if helpers > 0 and state is not None else []
-    if len(files) < MIN_FILES:
+    rewriter = pytest_compat.rewriter(config)
+    files = _likely_test_files(config, rewriter) if helpers > 0 and rewriter is not None else []
+    if rewriter is None or len(files) < MIN_FILES:
         yield
         return
-    with _cache_folder(rewrite):
+    with _cache_folder(rewriter):
         stop_reading, stop_writing = os.pipe()
         pids: list[int] = []
         try:
             for index in range(helpers):
-                pids.append(_fork_helper(config, state, rewrite, files[::-1][index::helpers],
+                pids.append(_fork_helper(rewriter, files[::-1][index::helpers],
                                          stop_reading, stop_writing))
         except OSError:   # no process to be had (a process limit): fewer helpers, or none
             pass
@@ -80,49 +82,23 @@ def _wait_for(pids: list[int]) -> None:
             time.sleep(0.01)
 
 
-def _rewrite_module() -> Any:
-    try:
-        from _pytest.assertion import rewrite
-    except ImportError:
-        return None
-    needed = ("assertstate_key", "get_cache_dir", "try_makedirs", "_read_pyc",
-              "_rewrite_test", "_write_pyc", "PYC_TAIL")
-    return rewrite if all(hasattr(rewrite, name) for name in needed) else None
-
-
-def _assertion_state(config: Any, rewrite: Any) -> Any:
-    """pytest's assertion state, if it rewrites (not under --assert=plain)."""
-    if rewrite is None:
-        return None
-    state = config.stash.get(rewrite.assertstate_key, None)
-    if state is None or getattr(state, "mode", None) != "rewrite" or state.hook is None:
-        return None
-    return state
-
-
 @contextlib.contextmanager
-def _cache_folder(rewrite: Any) -> Iterator[None]:
+def _cache_folder(rewriter: Rewriter) -> Iterator[None]:
     """Under PYTHONDONTWRITEBYTECODE, pytest's cache of rewritten modules moves into a
     temporary folder for as long as the block runs."""
     if not sys.dont_write_bytecode:
         yield
         return
     folder = Path(tempfile.mkdtemp(prefix="medusa-rewritten-"))
-    beside_the_source = rewrite.get_cache_dir
-
-    def in_the_folder(file_path: Path) -> Path:
-        return folder / Path(*file_path.parts[1:-1])
-
-    rewrite.get_cache_dir = in_the_folder
     try:
-        yield
+        with rewriter.cache_in(folder):
+            yield
     finally:
-        rewrite.get_cache_dir = beside_the_source
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _fork_helper(config: Any, state: Any, rewrite: Any, files: list[Path],
-                 stop_reading: int, stop_writing: int) -> int:
+def _fork_helper(rewriter: Rewriter, files: list[Path], stop_reading: int,
+                 stop_writing: int) -> int:
     pid = os.fork()
     if pid:
         return pid
@@ -134,30 +110,19 @@ def _fork_helper(config: Any, state: Any, rewrite: Any, files: list[Path],
         for file in files:
             if select.select([stop_reading], [], [], 0)[0]:
                 break
-            _rewrite_one(config, state, rewrite, file)
+            try:
+                rewriter.rewrite_into_cache(file)
+            except Exception:   # a syntax error, say: collection reports it, as it would
+                pass
     finally:
         os._exit(0)   # nothing of the worker's (atexit, buffered output) runs here
 
 
-def _rewrite_one(config: Any, state: Any, rewrite: Any, file: Path) -> None:
-    pyc = rewrite.get_cache_dir(file) / (file.name[:-3] + rewrite.PYC_TAIL)
-    try:
-        if rewrite._read_pyc(file, pyc) is not None or not rewrite.try_makedirs(pyc.parent):
-            return
-        stamp, code = rewrite._rewrite_test(file, config)
-        rewrite._write_pyc(state, code, stamp, pyc)
-    except Exception:   # a syntax error, say: collection reports it, as it would anyway
-        pass
-
-
-def _likely_test_files(config: Any, state: Any) -> list[Path]:
+def _likely_test_files(config: Any, rewriter: Rewriter) -> list[Path]:
     """The files pytest will probably import as test modules, in collection order (a
     guess: a wrong one costs a helper some work, nothing else)."""
-    try:
-        from _pytest.pathlib import fnmatch_ex
-    except ImportError:
-        return []
-    patterns = list(state.hook.fnpats)
+    fnmatch_ex = pytest_compat.fnmatch_ex
+    patterns = rewriter.test_file_patterns()
     ignored = {Path(path).resolve() for path in config.getoption("ignore") or ()}
     skipped_dirs = list(config.getini("norecursedirs"))
     invocation = Path(config.invocation_params.dir)
