@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import NoReturn
 
 import medusa
-from medusa import config, reporters
+from medusa import config, reporters, sharding
 from medusa.integrations import ci
 from medusa.config import Value, WorkerSpec, check_connect
 from medusa.master import BuildSettings, Master
@@ -131,12 +131,23 @@ def build_parser() -> argparse.ArgumentParser:
                             "of the build to several runners (default: on)")
     order.add_argument("--no-split-file", metavar="GLOB", action="append", default=[],
                        help="never split the files that match, e.g. tests/test_db_*.py")
+    order.add_argument("--shard", metavar="K/N", type=_shard,
+                       help="run only the K-th of N parts of the files, cut by time from the "
+                            "history, the same on every CI job; auto: K and N from the CI's "
+                            "parallel job variables (GitLab, Buildkite, CircleCI)")
     order.add_argument("--history", action=argparse.BooleanOptionalAction,
                        help="read and write the timing history (default: on)")
     order.add_argument("--dry-run", action="store_true",
                        help="print the planned order and the expected time per runner; run nothing")
     parser.add_argument("--version", action="version", version=f"medusa {medusa.__version__}")
     return parser
+
+
+def _shard(text: str) -> sharding.Shard:
+    try:
+        return sharding.parse(text)
+    except sharding.ShardError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--shard ")) from None
 
 
 def _coverage_report(value: str) -> str:
@@ -286,6 +297,7 @@ def command_line_values(options: argparse.Namespace, framework_args: list[str],
         "split": options.split, "report_dir": options.report_dir,
         "log_level": options.log_level, "coverage_branch": options.cov_branch,
         "ci": options.ci, "junit_suites": options.junit_suites, "collect": options.collect,
+        "shard": options.shard,
     }
     values = {key: Value(value, COMMAND_LINE) for key, value in given.items() if value is not None}
     driver, driver_options = driver_choice(options)

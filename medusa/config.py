@@ -171,6 +171,11 @@ def _env(value: Any, root: Path) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+def _shard(value: Any, root: Path) -> Any:
+    from medusa import sharding
+    return sharding.parse(str(value))
+
+
 def _choice(*choices: str) -> Callable[[Any, Path], str]:
     def read(value: Any, root: Path) -> str:
         if value not in choices:
@@ -426,6 +431,8 @@ KEYS = {key.name: key for key in (
     Key("failed_first", _flag, "run the files that failed last time first"),
     Key("split", _flag, "split a file longer than one runner's share between runners"),
     Key("no_split", _texts, "globs of files never split"),
+    Key("shard", _shard, "run only part K of N of the files, cut by time from the history "
+                         "(K/N, or auto from the CI's parallel job variables)"),
     Key("reporters", _reporters, "reports besides the console: json: PATH, ..."),
     Key("env", _env, "environment variables for the workers and runners"),
     Key("environment", _path, "the hooks file (default: medusa/environment.py)"),

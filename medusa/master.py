@@ -18,7 +18,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from medusa import coverage_support, events, exits, history, messages, transport
+from medusa import coverage_support, events, exits, history, messages, sharding, transport
 from medusa.config import WorkerSpec
 from medusa.drivers import COLLECT_OPTION, auto
 from medusa.drivers.controller import NoController
@@ -27,6 +27,7 @@ from medusa.report_folder import ReportFolder
 from medusa.reporters import Reporters
 from medusa.retries import PROBLEMS, Retries
 from medusa.scheduler import Scheduler, Unit, part_name, simulate
+from medusa.sharding import Shard
 from medusa.ssh_target import SshWorker
 from medusa.targets import LocalWorker
 
@@ -64,6 +65,7 @@ class BuildSettings:
     failed_first: bool = True
     split: bool = True            # split a file longer than a runner's share
     no_split: tuple[str, ...] = ()  # globs of files never to split
+    shard: Shard | None = None    # run only this part of the files (--shard K/N)
     dry_run: bool = False         # print the plan, run nothing
     timeout: float | None = None  # seconds per test
     worker_timeout: float = 60.0  # a working worker silent this long is lost
@@ -124,6 +126,7 @@ class Master:
         self.unidentified: list[Connection] = []
         self.scheduler: Scheduler | None = None     # made when the first worker reports files
         self.suite: messages.WorkerBegin | None = None   # the first worker's collection
+        self.shard_files: frozenset[str] | None = None   # --shard: this job's files
         self.reported: dict[str, set[str]] = {}    # file -> tests with a verdict
         self.history_path: Path | None = None
         self.finished_parts: dict[str, list[tuple[Unit, messages.FileComplete]]] = {}
@@ -296,25 +299,27 @@ class Master:
         worker.rootdir = message.rootdir
         collection_events, message = message.framework_events, dataclasses.replace(
             message, framework_events=())
-        self.emit(message)
         if self.suite is not None:
+            self.emit(self.in_shard(message))
             self.check_same_suite(worker, message)
             return
         self.suite = message
-        self.controller.replay(collection_events)   # once: every worker collects the same
-        self.controller.collected(sum(len(tests) for tests in message.tests or ()))
-        # the collection's own counts, once for the build (every worker collects the same)
-        self.counts["deselected"] += message.deselected
-        self.counts["warnings"] += message.warnings
         past = history.History()
         local_rootdir = worker.target.local_path(message.rootdir)
         if self.settings.history and local_rootdir is not None:
             self.history_path = Path(local_rootdir) / history.HISTORY_FILE
             past = history.History.load(self.history_path)
+        files = self.choose_shard(list(message.files), past)
+        self.emit(self.in_shard(message))
+        self.controller.replay(collection_events)   # once: every worker collects the same
+        self.controller.collected(sum(len(tests) for tests in self.in_shard(message).tests or ()))
+        # the collection's own counts, once for the build (every worker collects the same)
+        self.counts["deselected"] += message.deselected
+        self.counts["warnings"] += message.warnings
         # the runners of all workers share the work; a worker not begun yet with auto
         # runners is guessed to have as many as this one
         runners = sum(spec.runners or message.runners for spec in self.settings.workers)
-        self.scheduler = Scheduler(list(message.files), runners, past,
+        self.scheduler = Scheduler(files, runners, past,
                                    self.settings.failed_first, self.settings.split,
                                    self.settings.no_split)
         self.maxfail = message.maxfail if self.settings.maxfail is None else self.settings.maxfail
@@ -323,6 +328,27 @@ class Master:
                                   simulate(self.scheduler.plan, runners)))
             self.scheduler.drop_queued()   # planned, not "not run"
             self.stop_everything("dry run")
+
+    def choose_shard(self, files: list[str], past: history.History) -> list[str]:
+        """--shard K/N: this job's part of the files; the others are other jobs'."""
+        shard = self.settings.shard
+        if shard is None:
+            return files
+        self.shard_files = frozenset(sharding.files_of(shard, files, past))
+        self.emit(events.Output("master", (
+            f"medusa: shard {shard}: {len(self.shard_files)} of {len(files)} files, cut "
+            f"{sharding.digest(files, past, shard.total)} (the same on every job that found "
+            f"the same files and read the same timing history; a shard does not write it)\n")))
+        return [file for file in files if file in self.shard_files]
+
+    def in_shard(self, message: messages.WorkerBegin) -> messages.WorkerBegin:
+        """What a worker found, as far as this job's shard goes (all of it without one)."""
+        if self.shard_files is None:
+            return message
+        keep = [index for index, file in enumerate(message.files) if file in self.shard_files]
+        return dataclasses.replace(
+            message, files=tuple(message.files[i] for i in keep),
+            tests=None if message.tests is None else tuple(message.tests[i] for i in keep))
 
     def check_same_suite(self, worker: WorkerState, message: messages.WorkerBegin) -> None:
         """Every worker must run the suite the plan was made from (as xdist refuses
@@ -761,7 +787,9 @@ class Master:
                 or self.stop_message or self.stopped or self.interrupted or self.internal_error:
             return
         listed = {not_run.file for not_run in self.not_run}
-        for file, tests in zip(self.suite.files, self.suite.tests):
+        suite = self.in_shard(self.suite)   # other shards' files are other jobs' to report
+        assert suite.tests is not None
+        for file, tests in zip(suite.files, suite.tests):
             seen = self.reported.get(file, set())
             missing = [test for test in tests if test not in seen
                        and not any(other.startswith(test + " ") for other in seen)]  # subtests
@@ -790,8 +818,11 @@ class Master:
                                         outcome.data_file))
 
     def record_history(self) -> None:
-        """Timings of the files that ran to their end, all parts of them."""
-        if self.history_path is None or self.scheduler is None or self.settings.dry_run:
+        """Timings of the files that ran to their end, all parts of them. Not under
+        --shard: the other jobs of the build cut from the same history (and may run
+        after this one, in this checkout)."""
+        if self.history_path is None or self.scheduler is None or self.settings.dry_run \
+                or self.settings.shard is not None:
             return
         now = time.time()
         news = {}

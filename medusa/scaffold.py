@@ -32,6 +32,7 @@ EXAMPLES = {
     "failed_first": "true",
     "split": "true",
     "no_split": '["tests/test_db_*.py"]',
+    "shard": '"1/1"',
     "reporters": "\n  - json: medusa-report/events.jsonl\n  - junit: medusa-report/junit.xml",
     "env": "\n  DJANGO_SETTINGS_MODULE: app.settings",
     "environment": "medusa/environment.py",
